@@ -1,0 +1,49 @@
+"""tidal: run ML models over videos and images, resumably, on all cores or a Ray cluster.
+
+Example::
+
+    import tidal
+
+    [job] = tidal.load_config("examples/dominant-colors/job.hjson")
+    report = tidal.run_job(job)
+    print(report.done, report.failed_items)
+"""
+
+from __future__ import annotations
+
+from tidal.config.job import JobConfig, load_config
+from tidal.errors import (
+    ConfigError,
+    DecodeError,
+    JobLockedError,
+    ProcessorError,
+    SourceError,
+    StoreError,
+    TidalError,
+    UsageError,
+)
+from tidal.jobs.runner import JobReport, run_job
+from tidal.processors.base import Processor, Resources
+from tidal.sources.base import Item, Partition, Source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "Item",
+    "JobConfig",
+    "JobLockedError",
+    "JobReport",
+    "Partition",
+    "Processor",
+    "ProcessorError",
+    "Resources",
+    "Source",
+    "SourceError",
+    "StoreError",
+    "TidalError",
+    "UsageError",
+    "load_config",
+    "run_job",
+]

@@ -1,0 +1,46 @@
+"""The ``tidal`` command: one module per command group, each a thin layer over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tidal.cli import config as config_commands
+from tidal.cli import jobs as jobs_commands
+from tidal.cli import map as map_command
+from tidal.cli import results as results_commands
+from tidal.errors import TidalError
+
+app = typer.Typer(
+    name="tidal", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Run ML models over videos and images: resumable, tracked, on all cores.",
+)
+app.command("map")(map_command.map_)
+app.add_typer(jobs_commands.app, name="jobs")
+app.add_typer(results_commands.app, name="results")
+app.add_typer(config_commands.app, name="config")
+
+
+def main() -> None:
+    """Entry point: tidal's own errors become one line on stderr and their exit code."""
+    try:
+        app(standalone_mode=False)
+    except TidalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: results so far are saved; run the same command to resume",
+              file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # click's usage errors and aborts
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(130)
+        raise

@@ -1,0 +1,72 @@
+"""``tidal jobs ls`` and ``tidal jobs show JOB``: state, counts, failures with their errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tidal.cli._common import job_id_from
+from tidal.jobs.inspect import job_detail, list_jobs
+from tidal.tracking.store import connect
+
+app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
+
+
+@app.command("ls")
+def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List jobs, most recently updated first."""
+    jobs = list_jobs(connect(create=False))
+    if as_json:
+        typer.echo(json.dumps(jobs, indent=2))
+        return
+    table = Table("job", "name", "status", "done", "failed", "total", "updated")
+    for job in jobs:
+        table.add_row(job["id"], job["name"], job["status"], str(job["done"]), str(job["failed"]),
+                      "?" if job["total_items"] is None else str(job["total_items"]), _when(job["updated_at"]))
+    Console().print(table)
+
+
+@app.command("show")
+def show(
+    job: Annotated[str, typer.Argument(help="Job id (or prefix) or the config file defining it.")],
+    failures: Annotated[int, typer.Option(help="How many failures to list.")] = 20,
+    stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a job: status, counts, runs, and its failures with their errors and item keys."""
+    db = connect(create=False)
+    detail = job_detail(db, job_id_from(db, job, stage), failures)
+    if as_json:
+        typer.echo(json.dumps(detail, indent=2))
+        return
+    _print_detail(detail)
+
+
+def _print_detail(detail: dict) -> None:  # type: ignore[type-arg]
+    console = Console()
+    console.print(f"[bold]job {detail['id']}[/] {detail['name']} — {detail['status']}")
+    console.print(f"items: {detail['done']} done, {detail['failed']} failed, total "
+                  f"{detail['total_items'] if detail['total_items'] is not None else '?'}; "
+                  f"partitions: {detail['partitions_done']} done, {detail['partitions_failed']} failed")
+    if detail["config_file"]:
+        console.print(f"config: {detail['config_file']}")
+    for run in detail["runs"]:
+        stats = run["stats"]
+        console.print(f"run {run['id']} {run['status']} {_when(run['started_at'])}: "
+                      f"{stats.get('items_per_second', 0)} items/s")
+    if detail["failures"]:
+        table = Table("kind", "key / partition", "error", title="failures")
+        for failure in detail["failures"]:
+            table.add_row(failure["kind"], failure["key"], failure["error"])
+        console.print(table)
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,64 @@
+"""``tidal results export`` and ``tidal results summary``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tidal.cli._common import job_id_from
+from tidal.sinks.export import export as export_results
+from tidal.sinks.summary import STATISTICS, summarize
+from tidal.tracking.store import connect
+
+app = typer.Typer(help="Export and summarise a job's results.", no_args_is_help=True)
+
+
+@app.command("export")
+def export(
+    job: Annotated[str, typer.Argument(help="Job id (or prefix) or the config file defining it.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="parquet, jsonl or csv.")] = "parquet",
+    include_failed: Annotated[bool, typer.Option("--include-failed", help="Also failed items, with their error.")] = False,
+    stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+) -> None:
+    """Write one row per item: key, path, frame_index, ..., then the processor's fields."""
+    db = connect(create=False)
+    count = export_results(db, job_id_from(db, job, stage), output, format, include_failed)
+    typer.echo(f"wrote {count} rows to {output}", err=True)
+
+
+@app.command("summary")
+def summary(
+    job: Annotated[str, typer.Argument(help="Job id (or prefix) or the config file defining it.")],
+    by: Annotated[Optional[str], typer.Option(help="Group by a field: video, path, member...")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+) -> None:
+    """Count, mean, std, min, quartiles and max of every numeric result field, per group."""
+    db = connect(create=False)
+    records = summarize(db, job_id_from(db, job, stage), by)
+    if format == "json":
+        typer.echo(json.dumps(records, indent=2))
+    elif format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=["group", "field", *STATISTICS])
+        writer.writeheader()
+        writer.writerows(records)
+    elif format == "table":
+        _table(records)
+    else:
+        raise typer.BadParameter(f"unknown format {format!r}; use table, csv or json", param_hint="--format")
+
+
+def _table(records: list[dict]) -> None:  # type: ignore[type-arg]
+    table = Table("group", "field", *STATISTICS)
+    for record in records:
+        numbers = [f"{record[name]:.4g}" for name in STATISTICS]
+        table.add_row(str(record["group"]), record["field"], *numbers)
+    Console().print(table)

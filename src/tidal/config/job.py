@@ -1,0 +1,171 @@
+"""A job's config: top-level keys, stages, validation before any work, and the job id.
+
+Top-level keys: ``source`` and ``processor`` (object specs), optional ``engine``
+(``{"local": {"workers": 2}}``, ``{"inline": {}}``), optional ``imports`` (module names configs
+may use besides ``tidal``), optional ``name``. A file may hold a list of stages: each later stage
+inherits the top-level keys it does not set.
+
+The job id hashes the canonical ``source`` and ``processor`` (defaults filled, keys sorted); the
+engine is left out, so the same work resumes whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tidal.config.files import read_config_file
+from tidal.config.spec import (
+    ObjectSpec,
+    build,
+    canonical,
+    require_spec,
+    resolve,
+    validate_kwargs,
+    validate_spec,
+)
+from tidal.errors import ConfigError
+from tidal.processors.base import FunctionProcessor, Processor, is_processor_class
+from tidal.settings import allowed_modules
+from tidal.sources.base import Source
+from tidal.types import JobId
+
+TOP_LEVEL_KEYS = ("source", "processor", "engine", "imports", "name")
+ENGINES = {
+    "local": "tidal.engines.local.LocalEngine",
+    "inline": "tidal.engines.inline.InlineEngine",
+    "ray": "tidal.engines.ray.RayEngine",
+}
+SOURCE_EXAMPLE = '{"tidal.sources.VideoFrames": {"paths": "videos/*.mp4"}}'
+PROCESSOR_EXAMPLE = '{"tidal.processors.DominantColors": {"k": 5}}'
+
+
+@dataclass
+class JobConfig:
+    """One validated stage of a config file, ready to build its source, processor and engine."""
+
+    source: ObjectSpec
+    processor: ObjectSpec
+    engine: ObjectSpec
+    imports: list[str]
+    name: str
+    origin: str
+    canonical: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def job_id(self) -> JobId:
+        """12 hex digits of the sha256 of the canonical source and processor."""
+        text = json.dumps(self.canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def allowed(self) -> list[str]:
+        return [*self.imports, *allowed_modules()]
+
+    def build_source(self) -> Source:
+        source = build(self.source, self.allowed)
+        if not isinstance(source, Source):
+            raise ConfigError(f"{self.source.where}: {self.source.target} is not a tidal Source")
+        return source
+
+    def build_engine(self) -> Any:
+        return build(self.engine, self.allowed)
+
+
+def build_processor(spec: ObjectSpec, allowed: list[str]) -> Processor:
+    """A Processor from its spec: a Processor class is instantiated, a function wrapped."""
+    target = resolve(spec, allowed)
+    if is_processor_class(target):
+        return build(spec, allowed)  # type: ignore[no-any-return]
+    return FunctionProcessor(target, dict(spec.kwargs))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> list[JobConfig]:
+    """Read, validate and canonicalise every stage of a config file (no work is started)."""
+    path = Path(path)
+    raw = read_config_file(path)
+    stages = raw if isinstance(raw, list) else [raw]
+    if not stages:
+        raise ConfigError(f"{path}: the config is an empty list; give at least one stage")
+    merged: dict[str, Any] = {}
+    jobs = []
+    for index, stage in enumerate(stages):
+        origin = f"{path}" if len(stages) == 1 else f"{path} stage {index}"
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{origin}: expected a mapping of top-level keys, got {stage!r}")
+        merged = {**merged, **stage}
+        jobs.append(parse_job(merged | (overrides or {}), origin, path.parent))
+    return jobs
+
+
+def parse_job(data: dict[str, Any], origin: str, folder: Path = Path(".")) -> JobConfig:
+    """Validate one stage's top-level keys and specs; raise ConfigError naming the path."""
+    try:
+        job = _parse_job(data, folder)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+    job.origin = origin
+    return job
+
+
+def _parse_job(data: dict[str, Any], folder: Path) -> JobConfig:
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                          f"allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    for key in ("source", "processor"):
+        if key not in data:
+            raise ConfigError(f"missing top-level key {key!r}")
+    imports = _imports(data.get("imports", []), folder)
+    allowed = [*imports, *allowed_modules()]
+    source = require_spec(data["source"], "source", SOURCE_EXAMPLE)
+    processor = require_spec(data["processor"], "processor", PROCESSOR_EXAMPLE)
+    engine = _engine_spec(data.get("engine"))
+    source_target = validate_spec(source, allowed)
+    processor_target = _validate_processor(processor, allowed)
+    validate_spec(engine, allowed)
+    name = data.get("name") or processor.target.rsplit(".", 1)[-1]
+    canonical_form = {
+        "source": canonical(source, source_target),
+        "processor": canonical(processor, processor_target, not is_processor_class(processor_target)),
+    }
+    return JobConfig(source, processor, engine, imports, str(name), "", canonical_form)
+
+
+def _validate_processor(spec: ObjectSpec, allowed: list[str]) -> Any:
+    target = resolve(spec, allowed)
+    validate_kwargs(spec, target, allowed, skip_first=not is_processor_class(target))
+    return target
+
+
+def _imports(value: Any, folder: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"imports: expected a list of module names, got {value!r}")
+    if value:
+        # user modules usually sit beside the config or in the working folder
+        for entry in (str(folder.resolve()), os.getcwd()):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+    return list(value)
+
+
+def _engine_spec(value: Any) -> ObjectSpec:
+    if value is None:
+        return ObjectSpec(ENGINES["local"], {}, "engine")
+    if isinstance(value, str):
+        value = {value: {}}
+    if isinstance(value, dict) and len(value) == 1:
+        (name, kwargs), = value.items()
+        if name in ENGINES:
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise ConfigError(f"engine.{name}: expected a mapping of settings, got {kwargs!r}")
+            return ObjectSpec(ENGINES[name], dict(kwargs or {}), f"engine.{name}")
+    raise ConfigError(
+        f"engine: expected one of {', '.join(ENGINES)} with its settings, e.g. "
+        f'{{"local": {{"workers": 2}}}}; got {value!r}'
+    )

@@ -1,0 +1,219 @@
+"""The local engine: a pool of worker processes on this machine (the embedded default).
+
+Each worker sets the processor up once, then reads the partitions it is given: frames are
+decoded inside the worker and only small JSON rows travel back. The main process assigns at
+most ``inflight_per_worker`` partitions to each worker, so memory stays bounded whatever the
+size of the job, and it is the only writer. A worker that dies (a segfault in a codec or a
+model, the OOM killer) fails the partition it was running and is replaced; its other queued
+partitions go to the replacement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from typing import Any, Literal
+
+from tidal.engines._execute import PartitionRunner, start_processor
+from tidal.engines.base import BatchMessage, Engine, Task, Work
+from tidal.errors import ProcessorError
+from tidal.settings import INFLIGHT_PER_WORKER
+
+POLL_SECONDS = 0.5
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class LocalEngine(Engine):
+    """Runs partitions in ``workers`` processes (default: one per CPU core)."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        start_method: Literal["spawn", "forkserver", "fork"] = "spawn",
+        inflight_per_worker: int = INFLIGHT_PER_WORKER,
+    ) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.start_method = start_method
+        self.inflight = max(1, inflight_per_worker)
+
+    def run(self, work: Work, tasks: Iterable[Task]) -> Iterator[BatchMessage]:
+        pool = _Pool(work, self.workers, multiprocessing.get_context(self.start_method))
+        finished = False
+        try:
+            yield from pool.drive(iter(tasks), self.inflight)
+            finished = True
+        finally:
+            pool.close(graceful=finished)
+
+
+@dataclass
+class _Slot:
+    """One worker process, its private task queue and the tasks it has been given."""
+
+    index: int
+    process: Any
+    tasks: Any
+    pending: deque[Task] = field(default_factory=deque)
+
+
+class _Pool:
+    def __init__(self, work: Work, size: int, context: BaseContext) -> None:
+        self.work = work
+        self.context = context
+        self.results: Any = context.Queue()
+        self.threads_per_worker = str(max(1, (os.cpu_count() or 1) // size))
+        self.slots = [self._start(index) for index in range(size)]
+
+    def _start(self, index: int) -> _Slot:
+        tasks = self.context.Queue()
+        process = self.context.Process(  # type: ignore[attr-defined]
+            target=_worker_main, args=(self.work, tasks, self.results, index),
+            name=f"tidal-worker-{index}", daemon=True,
+        )
+        with _thread_limits(self.threads_per_worker):
+            process.start()
+        return _Slot(index, process, tasks)
+
+    def drive(self, tasks: Iterator[Task], inflight: int) -> Iterator[BatchMessage]:
+        """Feed tasks to the least busy workers and yield their messages until all are done."""
+        exhausted = False
+        last_check = time.monotonic()
+        while True:
+            exhausted = exhausted or self._feed(tasks, inflight)
+            if exhausted and not any(slot.pending for slot in self.slots):
+                return
+            try:
+                yield from self._handle(self.results.get(timeout=POLL_SECONDS))
+            except queue.Empty:
+                pass
+            if time.monotonic() - last_check >= POLL_SECONDS:
+                last_check = time.monotonic()
+                yield from self._replace_dead()
+
+    def _feed(self, tasks: Iterator[Task], inflight: int) -> bool:
+        """Top up every worker to ``inflight`` tasks; True once ``tasks`` is exhausted."""
+        while True:
+            slot = min(self.slots, key=lambda s: len(s.pending))
+            if len(slot.pending) >= inflight:
+                return False
+            task = next(tasks, None)
+            if task is None:
+                return True
+            slot.pending.append(task)
+            slot.tasks.put(task)
+
+    def _handle(self, message: tuple[str, int, Any]) -> Iterator[BatchMessage]:
+        kind, index, payload = message
+        if kind == "setup_failed":
+            raise ProcessorError(payload)
+        batch: BatchMessage = payload
+        if batch.end is not None:
+            pending = self.slots[index].pending
+            if pending and pending[0].partition.id == batch.partition_id:
+                pending.popleft()
+        yield batch
+
+    def _replace_dead(self) -> Iterator[BatchMessage]:
+        for slot in self.slots:
+            if slot.process.is_alive():
+                continue
+            yield from self._drain()  # a dead worker's last messages are already in the pipe
+            reason = _exit_reason(slot.process.exitcode)
+            if slot.pending:
+                failed = slot.pending.popleft()
+                yield BatchMessage(failed.partition.id, [], ("failed", (
+                    f"worker process died ({reason}) while running partition {failed.partition.id};"
+                    " run again with --retry-failed to retry it")))
+            replacement = self._start(slot.index)
+            for task in slot.pending:
+                replacement.pending.append(task)
+                replacement.tasks.put(task)
+            self.slots[slot.index] = replacement
+
+    def _drain(self) -> Iterator[BatchMessage]:
+        while True:
+            try:
+                message = self.results.get(timeout=0.05)
+            except queue.Empty:
+                return
+            yield from self._handle(message)
+
+    def close(self, graceful: bool) -> None:
+        """Stop the workers: let them finish their teardown when the job ended normally."""
+        for slot in self.slots:
+            if graceful and slot.process.is_alive():
+                slot.tasks.put(None)
+        deadline = time.monotonic() + (10.0 if graceful else 0.0)
+        for slot in self.slots:
+            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(timeout=5.0)
+        for slot in self.slots:
+            slot.tasks.cancel_join_thread()
+        self.results.cancel_join_thread()
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+@contextlib.contextmanager
+def _thread_limits(count: str) -> Iterator[None]:
+    """Start workers with BLAS/OpenMP threads split between them (unless the user set them)."""
+    added = [name for name in THREAD_VARIABLES if name not in os.environ]
+    for name in added:
+        os.environ[name] = count
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _worker_main(work: Work, tasks: Any, results: Any, index: int) -> None:
+    """A worker's life: set up once, run the tasks it is given, tear down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _die_with_parent()
+    try:
+        processor = start_processor(work)
+    except Exception as error:
+        results.put(("setup_failed", index, str(error)))
+        return
+    runner = PartitionRunner(work.source, processor)
+    try:
+        while (task := _next_task(tasks)) is not None:
+            for message in runner.run(task):
+                results.put(("batch", index, message))
+    finally:
+        processor.teardown()
+
+
+def _next_task(tasks: Any) -> Task | None:
+    """The next task, or None when told to stop or when the main process is gone."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return tasks.get(timeout=1.0)  # type: ignore[no-any-return]
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the main process dies (kill -9 leaves no orphans)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

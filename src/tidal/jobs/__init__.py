@@ -1,0 +1,1 @@
+"""Batch jobs: planning, the ledger, the run loop."""

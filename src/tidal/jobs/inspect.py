@@ -1,0 +1,61 @@
+"""Reading jobs back for people: lists, counts, failures (used by the CLI and later the UI)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from tidal.tracking.runs import list_runs
+
+_JOB_COLUMNS = ("id", "name", "status", "config_file", "created_at", "updated_at", "total_items")
+
+
+def list_jobs(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every job with its done and failed item counts, most recently updated first."""
+    counts = _item_counts(db)
+    rows = db.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs ORDER BY updated_at DESC")
+    jobs = []
+    for row in rows:
+        job = dict(zip(_JOB_COLUMNS, row, strict=True))
+        done, failed = counts.get(job["id"], (0, 0))
+        jobs.append(job | {"done": done, "failed": failed})
+    return jobs
+
+
+def _item_counts(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    rows = db.execute(
+        "SELECT job_id, SUM(status = 'done'), SUM(status = 'failed') FROM items GROUP BY job_id"
+    )
+    return {job_id: (int(done or 0), int(failed or 0)) for job_id, done, failed in rows}
+
+
+def job_detail(db: sqlite3.Connection, job_id: str, max_failures: int = 20) -> dict[str, Any]:
+    """One job: its row, counts, partitions, runs and first failures."""
+    job = next(j for j in list_jobs(db) if j["id"] == job_id)
+    (config,) = db.execute("SELECT config FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    partitions = dict(db.execute(
+        "SELECT status, COUNT(*) FROM partitions WHERE job_id = ? GROUP BY status", (job_id,)
+    ).fetchall())
+    return job | {
+        "config": json.loads(config),
+        "partitions_done": partitions.get("done", 0),
+        "partitions_failed": partitions.get("failed", 0),
+        "runs": list_runs(db, job_id),
+        "failures": failures(db, job_id, max_failures),
+    }
+
+
+def failures(db: sqlite3.Connection, job_id: str, limit: int) -> list[dict[str, str]]:
+    """Failed partitions first (they hide more items), then failed items, with their errors."""
+    partition_rows = db.execute(
+        "SELECT id, error FROM partitions WHERE job_id = ? AND status = 'failed' ORDER BY id LIMIT ?",
+        (job_id, limit),
+    ).fetchall()
+    item_rows = db.execute(
+        "SELECT key, error FROM items WHERE job_id = ? AND status = 'failed' ORDER BY key LIMIT ?",
+        (job_id, limit),
+    ).fetchall()
+    found = [{"kind": "partition", "key": k, "error": e or ""} for k, e in partition_rows]
+    found += [{"kind": "item", "key": k, "error": e or ""} for k, e in item_rows]
+    return found[:limit]

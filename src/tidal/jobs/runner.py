@@ -1,0 +1,161 @@
+"""The run loop of ``tidal map``: lock, plan, run on an engine, record every batch, report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tidal.config.job import JobConfig, build_processor
+from tidal.engines.base import BatchMessage, Engine, Work
+from tidal.jobs.ledger import JobStatus, Ledger
+from tidal.jobs.lock import JobLock
+from tidal.jobs.plan import Plan
+from tidal.jobs.progress import ProgressReporter, Snapshot
+from tidal.settings import home
+from tidal.tracking.runs import RunRecord, RunStatus
+from tidal.tracking.store import connect
+
+LIVE_UPDATE_SECONDS = 2.0
+
+
+@dataclass
+class JobReport:
+    """What a run of a job achieved; ``exit_code`` is 0 when every item is done, else 3."""
+
+    job_id: str
+    run_id: str
+    status: JobStatus
+    total: int | None
+    done: int
+    failed_items: int
+    failed_partitions: int
+    processed: int  # items settled by this run
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.failed_items == 0 and self.failed_partitions == 0 else 3
+
+    @property
+    def throughput(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Tally:
+    """Live counts for the progress display, updated per batch."""
+
+    total: int | None
+    resumed: int
+    kept_failed: int
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    failed: int = 0
+    unread: int = 0  # items of partitions that failed before yielding them
+
+    def snapshot(self) -> Snapshot:
+        elapsed = max(1e-9, time.monotonic() - self.started)
+        completed = self.resumed + self.kept_failed + self.done + self.failed + self.unread
+        return Snapshot(self.total, completed, self.resumed + self.done,
+                        self.kept_failed + self.failed, self.resumed, (self.done + self.failed) / elapsed)
+
+
+def run_job(
+    job: JobConfig,
+    *,
+    state_home: Path | None = None,
+    engine: Engine | None = None,
+    retry_failed: bool = False,
+    progress: ProgressReporter | None = None,
+    config_file: str | None = None,
+) -> JobReport:
+    """Run (or resume) ``job`` to the end and return its report.
+
+    Example::
+
+        [job] = tidal.load_config("job.hjson")
+        report = tidal.run_job(job, engine=InlineEngine())
+    """
+    folder = state_home or home()
+    db = connect(folder)
+    try:
+        with JobLock(folder, job.job_id):
+            return _run_locked(job, db, engine, retry_failed, progress or ProgressReporter(), config_file)
+    finally:
+        db.close()
+
+
+def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bool,
+                progress: ProgressReporter, config_file: str | None) -> JobReport:
+    ledger = Ledger(db, job.job_id)
+    source = job.build_source()
+    build_processor(job.processor, job.allowed)  # constructor checks run before any work
+    engine = engine or job.build_engine()
+    plan = Plan(ledger, source.partitions(), retry_failed)
+    ledger.register(job.name, job.canonical, config_file)
+    ledger.set_status(JobStatus.RUNNING, plan.total)
+    before = ledger.counts()
+    tally = _Tally(plan.total, before.done, 0 if retry_failed else before.failed_items)
+    run = RunRecord(db, "job", job.name, job.job_id, job.canonical | engine.describe())
+    progress.start(job.job_id, job.name, tally.snapshot())
+    status = RunStatus.INTERRUPTED
+    try:
+        _consume(engine.run(Work(source, job.processor, job.allowed), plan.tasks()),
+                 ledger, plan, tally, progress, run)
+        status = RunStatus.COMPLETED
+    except Exception:
+        status = RunStatus.FAILED
+        raise
+    finally:
+        report = _finish(job, ledger, run, tally, status, progress)
+    return report
+
+
+def _consume(messages: Any, ledger: Ledger, plan: Plan, tally: _Tally,
+             progress: ProgressReporter, run: RunRecord) -> None:
+    last_live = time.monotonic()
+    for message in messages:
+        ledger.record(message)
+        _count(message, plan, tally)
+        progress.update(tally.snapshot())
+        if time.monotonic() - last_live >= LIVE_UPDATE_SECONDS:
+            last_live = time.monotonic()
+            run.update(_stats(tally))
+
+
+def _count(message: BatchMessage, plan: Plan, tally: _Tally) -> None:
+    failed = sum(1 for row in message.rows if row[1] == "failed")
+    tally.failed += failed
+    tally.done += len(message.rows) - failed
+    expected = plan.expected.get(message.partition_id)
+    if expected is None:
+        return
+    expected -= len(message.rows)
+    plan.expected[message.partition_id] = expected
+    if message.end is not None and expected > 0:
+        tally.unread += expected
+
+
+def _finish(job: JobConfig, ledger: Ledger, run: RunRecord, tally: _Tally,
+            status: RunStatus, progress: ProgressReporter) -> JobReport:
+    counts = ledger.counts()
+    if status is RunStatus.COMPLETED:
+        clean = counts.failed_items == 0 and counts.failed_partitions == 0
+        job_status = JobStatus.COMPLETED if clean else JobStatus.FAILED
+    else:
+        job_status = JobStatus(status.value)
+    ledger.set_status(job_status)
+    run.finish(status, _stats(tally))
+    progress.stop(tally.snapshot())
+    return JobReport(job.job_id, run.id, job_status, tally.total, counts.done, counts.failed_items,
+                     counts.failed_partitions, tally.done + tally.failed,
+                     time.monotonic() - tally.started)
+
+
+def _stats(tally: _Tally) -> dict[str, Any]:
+    snapshot = tally.snapshot()
+    return {"total": snapshot.total, "completed": snapshot.completed, "done": snapshot.done,
+            "failed": snapshot.failed, "resumed": snapshot.resumed,
+            "items_per_second": round(snapshot.rate, 3), "eta_seconds": snapshot.eta_seconds}

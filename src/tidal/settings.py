@@ -1,0 +1,33 @@
+"""Defaults and settings, in one place. Each can be set by the environment variable named.
+
+| setting | env var | default | note |
+| --- | --- | --- | --- |
+| home | ``TIDAL_HOME`` | ``./.tidal`` | the state folder: ``tidal.db`` (SQLite) and per-job folders |
+| allow | ``TIDAL_ALLOW`` | (empty) | comma-separated module prefixes configs may name, besides ``tidal`` |
+| batch_size | - | 16 | items per ``process`` call when a processor declares none |
+| segment_frames | - | 256 | a video is cut at keyframes into segments of at least this many frames |
+| images_per_partition | - | 64 | images per partition for the ``Images`` source |
+| inflight_per_worker | - | 2 | partitions queued ahead per worker (bounds memory) |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_BATCH_SIZE = 16
+SEGMENT_FRAMES = 256
+IMAGES_PER_PARTITION = 64
+INFLIGHT_PER_WORKER = 2
+DB_FILENAME = "tidal.db"
+
+
+def home() -> Path:
+    """The state folder: ``$TIDAL_HOME`` or ``./.tidal``."""
+    return Path(os.environ.get("TIDAL_HOME") or ".tidal").expanduser()
+
+
+def allowed_modules() -> list[str]:
+    """Module prefixes from ``$TIDAL_ALLOW`` (comma-separated) that configs may name."""
+    raw = os.environ.get("TIDAL_ALLOW", "")
+    return [name.strip() for name in raw.split(",") if name.strip()]

@@ -1,0 +1,1 @@
+"""Where results go and how they come back out: export and summaries."""

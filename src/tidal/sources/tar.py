@@ -1,0 +1,100 @@
+"""Images inside tar shards (WebDataset style), streamed from the archive, never extracted."""
+
+from __future__ import annotations
+
+import lzma
+import tarfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import IO, Literal
+
+from tidal.errors import DecodeError
+from tidal.sources._paths import (
+    check_geometry,
+    check_unchanged,
+    expand_paths,
+    fingerprint,
+    map_files,
+)
+from tidal.sources.base import Item, ItemFailure, Partition, Source
+from tidal.sources.images import IMAGE_EXTENSIONS, decode_image
+
+TAR_EXTENSIONS = ("tar", "tar.gz", "tgz", "tar.bz2", "tbz2", "tar.xz", "txz")
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+class TarShards(Source):
+    """Image members of tar files (``.tar``, ``.tar.gz``, ``.tar.bz2``, ``.tar.xz``), one
+    partition per shard. Members whose name ends in one of ``extensions`` are decoded like
+    :class:`~tidal.sources.images.Images`; the others are skipped.
+
+    Example::
+
+        TarShards(paths="shards/*.tar", width=256)
+    """
+
+    def __init__(
+        self,
+        paths: str | list[str],
+        width: int | None = None,
+        height: int | None = None,
+        rotate: Literal[0, 90, 180, 270] = 0,
+        extensions: list[str] = IMAGE_EXTENSIONS,
+    ) -> None:
+        check_geometry(width, height, rotate)
+        self.paths = paths
+        self.width = width
+        self.height = height
+        self.rotate = rotate
+        self.extensions = [extension.lower().lstrip(".") for extension in extensions]
+
+    def partitions(self) -> list[Partition]:
+        """One partition per shard; its size is unknown until it is read."""
+        shards = [str(path) for path in expand_paths(self.paths, TAR_EXTENSIONS)]
+        digests = map_files(fingerprint, shards)
+        return [
+            Partition(id=f"{shard}@{digest}", size=None, payload=(shard, digest))
+            for shard, digest in zip(shards, digests, strict=True)
+        ]
+
+    def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
+        """Stream the shard's members in archive order, decoding the images among them."""
+        shard, digest = partition.payload
+        check_unchanged(shard, digest)
+        seen: Counter[str] = Counter()
+        try:
+            with tarfile.open(shard, mode="r|*") as archive:
+                for name, content in _image_members(archive, self._wanted):
+                    # A name repeated in one archive still gets a key of its own.
+                    suffix = f"#{seen[name]}" if seen[name] else ""
+                    seen[name] += 1
+                    yield self._item(f"{shard}@{digest}:{name}{suffix}", shard, name, content)
+        except _ARCHIVE_ERRORS as error:
+            raise DecodeError(
+                f"cannot read tar shard {shard} after {seen.total()} image members ({error}): "
+                "it is truncated, corrupt or not a tar; re-download or rebuild it"
+            ) from error
+
+    def _wanted(self, name: str) -> bool:
+        return name.lower().rpartition(".")[2] in self.extensions
+
+    def _item(self, key: str, shard: str, name: str, content: bytes) -> Item | ItemFailure:
+        meta = {"path": shard, "member": name}
+        try:
+            picture = decode_image(content, f"{shard}:{name}", self.width, self.height, self.rotate)
+        except DecodeError as error:
+            return ItemFailure(key, str(error), meta)
+        return Item(key, picture, meta)
+
+
+def _image_members(
+    archive: tarfile.TarFile, wanted: Callable[[str], bool]
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, content)`` of the regular members whose name ``wanted`` accepts, in order."""
+    for member in archive:
+        if not member.isfile() or not wanted(member.name):
+            continue
+        file: IO[bytes] | None = archive.extractfile(member)
+        if file is not None:
+            yield member.name, file.read()

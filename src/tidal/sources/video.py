@@ -1,0 +1,405 @@
+"""Video frames decoded with PyAV, cut at keyframes into segments read in parallel.
+
+Listing demuxes each file (no decoding) to learn every frame's timestamp and the keyframes;
+a frame's index is the rank of its timestamp, so keys stay the same whatever the segmenting.
+Which frames are selected (``start``, ``end``, ``fps``, ``every_nth``, ``max_frames``) is
+decided at listing too; a worker seeks to its segment's keyframe and converts only those.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, NamedTuple
+
+import av
+import numpy as np
+
+from tidal.errors import ConfigError, DecodeError, SourceError
+from tidal.settings import SEGMENT_FRAMES
+from tidal.sources._paths import (
+    check_geometry,
+    check_unchanged,
+    expand_paths,
+    fingerprint,
+    map_files,
+    rotate_picture,
+    scaled_size,
+)
+from tidal.sources.base import Item, ItemFailure, Partition, Source
+
+VIDEO_EXTENSIONS = tuple("mp4 mov m4v mkv webm avi mpg mpeg ts mts m2ts flv wmv 3gp ogv".split())
+REENCODE_HINT = "re-download or re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4)"
+_EXACT_DENOMINATOR = 1_000_000
+
+
+class Segment(NamedTuple):
+    """A partition's payload: which frames of which file, and where to seek to read them.
+
+    ``frames`` holds ``(pts, frame_index)`` of the selected frames. ``seek_pts`` is the
+    keyframe starting the segment (None: read from the start of the file), ``end_pts`` the
+    next segment's keyframe (exclusive; None: to the end). ``truncated`` is raised after the
+    frames of a file's last segment when the file stops early; ``error`` is raised at once for
+    a file that cannot be read at all.
+    """
+
+    path: str
+    fingerprint: str
+    seek_pts: int | None
+    end_pts: int | None
+    frames: tuple[tuple[int, int], ...]
+    origin_pts: int = 0
+    time_base: tuple[int, int] = (1, 1)
+    truncated: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """What demuxing one video tells: sorted timestamps, keyframe ranks, its time base."""
+
+    pts: list[int]
+    keyframe_indexes: list[int]
+    time_base: Fraction
+    truncated: str | None = None
+
+
+class VideoFrames(Source):
+    """The frames of video files as ``HxWx3`` uint8 RGB arrays, with path, index and time.
+
+    Selection: ``start``/``end`` (seconds from the first frame, end exclusive), ``fps``
+    (the first frame of each ``1/fps`` slot of video time, like ffmpeg's fps filter),
+    ``every_nth`` (frame indexes divisible by it), ``max_frames`` (the first ones selected,
+    per video). ``width``/``height`` (one alone keeps the aspect ratio) and ``rotate``
+    (clockwise) shape the output; ``segment_frames`` is the least frames in a partition.
+
+    Example::
+
+        VideoFrames(paths="videos/**/*.mp4", fps=2, width=300)
+    """
+
+    def __init__(
+        self,
+        paths: str | list[str],
+        fps: float | None = None,
+        every_nth: int = 1,
+        width: int | None = None,
+        height: int | None = None,
+        rotate: Literal[0, 90, 180, 270] = 0,
+        start: float | None = None,
+        end: float | None = None,
+        max_frames: int | None = None,
+        segment_frames: int = SEGMENT_FRAMES,
+    ) -> None:
+        check_geometry(width, height, rotate)
+        _check_selection(fps, every_nth, start, end, max_frames, segment_frames)
+        self.paths = paths
+        self.fps = fps
+        self.every_nth = every_nth
+        self.width = width
+        self.height = height
+        self.rotate = rotate
+        self.start = start
+        self.end = end
+        self.max_frames = max_frames
+        self.segment_frames = segment_frames
+
+    def partitions(self) -> list[Partition]:
+        """Demux every file (no decoding) and cut each into keyframe-aligned segments."""
+        files = [str(path) for path in expand_paths(self.paths, VIDEO_EXTENSIONS)]
+        return [partition for listed in map_files(self._list, files) for partition in listed]
+
+    def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
+        """Seek to the segment's keyframe, decode, and yield the selected frames in order."""
+        segment: Segment = partition.payload
+        if segment.error is not None:
+            raise DecodeError(segment.error)
+        check_unchanged(segment.path, segment.fingerprint)
+        decoding = _Decoding(segment)
+        try:
+            with av.open(segment.path) as container:
+                yield from self._decode(container, decoding)
+        except av.FFmpegError as error:
+            raise DecodeError(
+                f"{segment.path} is truncated or corrupt: reading stopped ({error}) after "
+                f"{decoding.read} frames of this part; {REENCODE_HINT}"
+            ) from error
+        if segment.truncated is not None:
+            raise DecodeError(f"{segment.truncated}; {decoding.read} frames of this part read")
+        yield from decoding.failures()
+
+    # listing
+
+    def _list(self, path: str) -> list[Partition]:
+        try:
+            digest = fingerprint(path)
+        except SourceError as error:
+            return [_unreadable(path, "unreadable", str(error))]
+        try:
+            timeline = _timeline(path)
+        except DecodeError as error:
+            return [_unreadable(path, digest, str(error))]
+        return self._segments(path, digest, timeline)
+
+    def _segments(self, path: str, digest: str, timeline: _Timeline) -> list[Partition]:
+        selected = self._selected(timeline)
+        partitions = []
+        for begin, stop in _segment_ranges(timeline, self.segment_frames):
+            chosen = selected[bisect_left(selected, begin) : bisect_left(selected, stop)]
+            last = stop == len(timeline.pts)
+            if chosen or (last and self._wants_tail(timeline, selected)):
+                segment = _segment(path, digest, timeline, begin, stop, chosen)
+                partitions.append(
+                    Partition(f"{path}@{digest}:{begin}-{stop - 1}", len(chosen), segment)
+                )
+        return partitions
+
+    def _wants_tail(self, timeline: _Timeline, selected: list[int]) -> bool:
+        """Whether frames past a truncation would have been selected (so it is reported)."""
+        if timeline.truncated is None:
+            return False
+        if self.max_frames is not None and len(selected) >= self.max_frames:
+            return False
+        last_time = (timeline.pts[-1] - timeline.pts[0]) * timeline.time_base
+        return self.end is None or _exact(self.end) > last_time
+
+    def _selected(self, timeline: _Timeline) -> list[int]:
+        """Indexes of the selected frames of one video, ascending."""
+        ticks = [pts - timeline.pts[0] for pts in timeline.pts]
+        first = 0 if self.start is None else _ticks(self.start, timeline.time_base)
+        stop = None if self.end is None else _ticks(self.end, timeline.time_base)
+        indexes = [
+            index
+            for index, tick in enumerate(ticks)
+            if tick >= first and (stop is None or tick < stop)
+        ]
+        if self.fps is not None:
+            slot = _slotter(self.fps, timeline.time_base)
+            indexes = [
+                index
+                for position, index in enumerate(indexes)
+                if position == 0 or slot(ticks[index]) > slot(ticks[index - 1])
+            ]
+        indexes = [index for index in indexes if index % self.every_nth == 0]
+        return indexes[: self.max_frames]
+
+    # reading
+
+    def _decode(self, container: Any, decoding: _Decoding) -> Iterator[Item]:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        segment = decoding.segment
+        for frame in _frames(container, stream, decoding):
+            index = decoding.wanted.pop(frame.pts, None)
+            if index is None:
+                continue
+            meta = _meta(segment, frame.pts, index)
+            yield Item(_key(segment, index), self._picture(frame), meta)
+            decoding.read += 1
+            if not decoding.wanted:
+                return
+
+    def _picture(self, frame: av.VideoFrame) -> np.ndarray:
+        width, height = scaled_size(
+            frame.width, frame.height, self.width, self.height, self.rotate, even=True
+        )
+        picture = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        return rotate_picture(picture, self.rotate)
+
+
+@dataclass(slots=True)
+class _Decoding:
+    """The state of reading one segment: frames still wanted, frames read, decoder errors."""
+
+    segment: Segment
+    wanted: dict[int, int] = field(init=False)
+    read: int = 0
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.wanted = dict(self.segment.frames)
+
+    def failures(self) -> Iterator[ItemFailure]:
+        """The selected frames the decoder never produced, in order."""
+        reason = self.last_error or "the decoder produced no frame with this timestamp"
+        for pts, index in sorted(self.wanted.items(), key=lambda entry: entry[1]):
+            meta = _meta(self.segment, pts, index)
+            yield ItemFailure(_key(self.segment, index), f"frame not decoded: {reason}", meta)
+
+
+def _frames(container: Any, stream: Any, decoding: _Decoding) -> Iterator[av.VideoFrame]:
+    """Decoded frames from the segment's keyframe to its end, in presentation order."""
+    segment = decoding.segment
+    for packet in _packets(container, stream, segment.seek_pts):
+        for frame in _decode_packet(packet, decoding):
+            if frame.pts is None:
+                continue
+            if segment.end_pts is not None and frame.pts >= segment.end_pts:
+                return
+            yield frame
+
+
+def _packets(container: Any, stream: Any, seek_pts: int | None) -> Iterator[av.Packet]:
+    """Packets from the keyframe at ``seek_pts``; from the start if the seek went past it."""
+    if seek_pts is None:
+        yield from container.demux(stream)
+        return
+    container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+    packets = container.demux(stream)
+    first = next(packets, None)
+    if first is not None and first.pts is not None and first.pts > seek_pts:
+        container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+        packets = container.demux(stream)
+    elif first is not None:
+        yield first
+    yield from packets
+
+
+def _decode_packet(packet: av.Packet, decoding: _Decoding) -> list[av.VideoFrame]:
+    """The frames one packet completes; a damaged packet is noted and decoding goes on."""
+    try:
+        return packet.decode()  # type: ignore[return-value]
+    except av.error.InvalidDataError as error:
+        decoding.last_error = str(error)
+        return []
+
+
+def _timeline(path: str) -> _Timeline:
+    """Demux (no decoding) the first video stream of ``path``: its timestamps and keyframes."""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path} has no video stream; leave it out of paths")
+            return _demux(path, container, container.streams.video[0])
+    except av.FFmpegError as error:
+        raise DecodeError(
+            f"cannot open video {path} ({error}): it is not a video, or is truncated or "
+            f"corrupt; {REENCODE_HINT}, or leave it out of paths"
+        ) from error
+
+
+def _demux(path: str, container: Any, stream: Any) -> _Timeline:
+    pts: set[int] = set()
+    keyframes: set[int] = set()
+    seen, failure = 0, None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            seen += 1
+            if packet.is_discard:
+                continue
+            pts.add(packet.pts)
+            if packet.is_keyframe:
+                keyframes.add(packet.pts)
+    except av.FFmpegError as error:
+        failure = f"demuxing failed ({error})"
+    if not pts:
+        raise DecodeError(
+            f"{path} has no video frame with a timestamp; remux it "
+            "(ffmpeg -i IN -c copy OUT.mp4) or leave it out of paths"
+        )
+    ordered = sorted(pts)
+    rank = {value: index for index, value in enumerate(ordered)}
+    truncated = _truncation(path, seen, stream.frames, failure)
+    return _Timeline(
+        ordered, sorted(rank[value] for value in keyframes), Fraction(stream.time_base), truncated
+    )
+
+
+def _truncation(path: str, seen: int, expected: int, failure: str | None) -> str | None:
+    if failure is None and not 0 < seen < expected:
+        return None
+    where = f"after {seen} of {expected} frames" if expected else f"after {seen} frames"
+    return (
+        f"{path} is truncated or corrupt: its frames stop {where}"
+        + (f", {failure}" if failure else "")
+        + f"; {REENCODE_HINT}"
+    )
+
+
+def _segment_ranges(timeline: _Timeline, segment_frames: int) -> list[tuple[int, int]]:
+    """Frame index ranges ``[begin, stop)`` starting at keyframes, merging GOPs until each
+    holds at least ``segment_frames`` frames."""
+    ranges, begin = [], 0
+    for start in timeline.keyframe_indexes:
+        if start - begin >= segment_frames:
+            ranges.append((begin, start))
+            begin = start
+    ranges.append((begin, len(timeline.pts)))
+    return ranges
+
+
+def _segment(
+    path: str, digest: str, timeline: _Timeline, begin: int, stop: int, chosen: list[int]
+) -> Segment:
+    last = stop == len(timeline.pts)
+    return Segment(
+        path=path,
+        fingerprint=digest,
+        seek_pts=None if begin == 0 else timeline.pts[begin],
+        end_pts=None if last else timeline.pts[stop],
+        frames=tuple((timeline.pts[index], index) for index in chosen),
+        origin_pts=timeline.pts[0],
+        time_base=(timeline.time_base.numerator, timeline.time_base.denominator),
+        truncated=timeline.truncated if last else None,
+    )
+
+
+def _unreadable(path: str, digest: str, reason: str) -> Partition:
+    """One failing partition for a file that cannot be listed: the job records it, goes on."""
+    segment = Segment(path, digest, None, None, (), error=reason)
+    return Partition(f"{path}@{digest}:unreadable", None, segment)
+
+
+def _slotter(fps: float, time_base: Fraction) -> Any:
+    """``ticks -> floor(seconds * fps)`` in integer arithmetic."""
+    rate = _exact(fps)
+    numerator = time_base.numerator * rate.numerator
+    denominator = time_base.denominator * rate.denominator
+    return lambda ticks: (ticks * numerator) // denominator
+
+
+def _ticks(seconds: float, time_base: Fraction) -> int:
+    """The first whole number of ``time_base`` ticks at or after ``seconds``."""
+    return math.ceil(_exact(seconds) / time_base)
+
+
+def _exact(value: float) -> Fraction:
+    """``0.2`` as 1/5 and ``29.97`` as 2997/100, not their binary approximations."""
+    return Fraction(value).limit_denominator(_EXACT_DENOMINATOR)
+
+
+def _key(segment: Segment, index: int) -> str:
+    return f"{segment.path}@{segment.fingerprint}#{index}"
+
+
+def _meta(segment: Segment, pts: int, index: int) -> dict[str, Any]:
+    time = Fraction(pts - segment.origin_pts) * Fraction(*segment.time_base)
+    return {"path": segment.path, "frame_index": index, "time": float(time)}
+
+
+def _check_selection(
+    fps: float | None,
+    every_nth: int,
+    start: float | None,
+    end: float | None,
+    max_frames: int | None,
+    segment_frames: int,
+) -> None:
+    if fps is not None and not fps > 0:
+        raise ConfigError(f"fps must be above 0, not {fps}")
+    for name, value in (
+        ("every_nth", every_nth),
+        ("segment_frames", segment_frames),
+        ("max_frames", max_frames),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, not {value}")
+    if start is not None and start < 0:
+        raise ConfigError(f"start must be 0 or more seconds, not {start}")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(f"end ({end}) must be after start ({start})")

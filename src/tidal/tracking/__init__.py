@@ -1,0 +1,1 @@
+"""Tracking: the store and run records."""
