@@ -35,8 +35,9 @@ def start_processor(work: Work) -> Processor:
 class PartitionRunner:
     """Turns tasks into batch messages with one set-up processor (one per worker)."""
 
-    def __init__(self, source: Source, processor: Processor) -> None:
-        self.source = source
+    def __init__(self, work: Work, processor: Processor) -> None:
+        self.job_id = work.job_id
+        self.source = work.source
         self.processor = processor
         self.batch_size = max(1, int(getattr(processor, "batch_size", 16)))
 
@@ -51,19 +52,19 @@ class PartitionRunner:
                 if item.key in task.skip:
                     continue
                 if isinstance(item, ItemFailure):
-                    failures.append(_row(item.key, item.meta, None, item.error))
+                    failures.append(self._row(partition_id, item.key, item.meta, None, item.error))
                     continue
                 batch.append(item)
                 if len(batch) >= self.batch_size:
-                    yield BatchMessage(partition_id, failures + self.process(batch))
+                    yield self._message(partition_id, failures + self.process(partition_id, batch))
                     batch, failures = [], []
         except DecodeError as error:
             end = ("failed", str(error))
         except Exception as error:  # a source bug must fail this partition, not the job
             end = ("failed", f"reading {partition_id} failed: {_describe(error)}")
-        yield BatchMessage(partition_id, failures + self.process(batch), end)
+        yield self._message(partition_id, failures + self.process(partition_id, batch), end)
 
-    def process(self, items: list[Item]) -> list[Row]:
+    def process(self, partition_id: str, items: list[Item]) -> list[Row]:
         """Process a batch; when it raises, retry item by item so one bad item fails alone."""
         if not items:
             return []
@@ -71,31 +72,32 @@ class PartitionRunner:
             results = self.processor.process(items)
             if len(results) != len(items):
                 raise ValueError(f"process() returned {len(results)} results for {len(items)} items")
-            return [_result_row(item, result) for item, result in zip(items, results, strict=True)]
         except Exception as error:
             if len(items) == 1:
-                return [_row(items[0].key, items[0].meta, None, _describe(error, True))]
-            return [row for item in items for row in self.process([item])]
+                return [self._row(partition_id, items[0].key, items[0].meta, None, _describe(error, True))]
+            return [row for item in items for row in self.process(partition_id, [item])]
+        return [self._result_row(partition_id, item, result)
+                for item, result in zip(items, results, strict=True)]
 
+    def _result_row(self, partition_id: str, item: Item, result: Any) -> Row:
+        try:
+            encoded = to_json(result)
+        except (TypeError, ValueError) as error:
+            return self._row(partition_id, item.key, item.meta, None,
+                             f"result is not JSON-serialisable: {error}")
+        return self._row(partition_id, item.key, item.meta, encoded, None)
 
-def _result_row(item: Item, result: Any) -> Row:
-    try:
-        return _row(item.key, item.meta, to_json(result), None)
-    except (TypeError, ValueError) as error:
-        return _row(item.key, item.meta, None, f"result is not JSON-serialisable: {error}")
+    def _row(self, partition_id: str, key: str, meta: dict[str, Any], result: str | None,
+             error: str | None) -> Row:
+        status = "failed" if error is not None else "done"
+        return (self.job_id, partition_id, key, status, meta.get("path"), meta.get("frame_index"),
+                _ENCODER.encode(meta), result, error)
 
-
-def _row(key: str, meta: dict[str, Any], result: str | None, error: str | None) -> Row:
-    status = "failed" if error is not None else "done"
-    frame_index = meta.get("frame_index")
-    return (key, status, meta.get("path"), frame_index, to_json(meta), result, error)
-
-
-def to_json(value: Any) -> str:
-    """JSON with NumPy arrays and scalars as lists and numbers; a bare value becomes ``{"value": v}``."""
-    if not isinstance(value, dict):
-        value = {"value": value}
-    return json.dumps(value, default=_plain, separators=(",", ":"), allow_nan=True)
+    @staticmethod
+    def _message(partition_id: str, rows: list[Row], end: tuple[str, str | None] | None = None
+                 ) -> BatchMessage:
+        failed = sum(1 for row in rows if row[8] is not None)
+        return BatchMessage(partition_id, rows, end, failed)
 
 
 def _plain(value: Any) -> Any:
@@ -104,6 +106,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"), allow_nan=True)
+
+
+def to_json(value: Any) -> str:
+    """JSON with NumPy arrays and scalars as lists and numbers; a bare value becomes ``{"value": v}``."""
+    return _ENCODER.encode(value if isinstance(value, dict) else {"value": value})
 
 
 def _describe(error: BaseException, with_origin: bool = False) -> str:

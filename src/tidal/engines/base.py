@@ -18,16 +18,18 @@ from typing import Any
 
 from tidal.config.spec import ObjectSpec
 from tidal.sources.base import Partition, Source
-from tidal.types import ItemKey, PartitionId
+from tidal.types import ItemKey, JobId, PartitionId
 
-Row = tuple[ItemKey, str, str | None, int | None, str | None, str | None, str | None]
-"""One item's outcome: key, status, path, frame_index, meta JSON, result JSON, error."""
+Row = tuple[JobId, PartitionId, ItemKey, str, str | None, int | None, str | None, str | None, str | None]
+"""One item's outcome, ready to insert: job, partition, key, status, path, frame_index, meta JSON,
+result JSON, error. Workers build whole rows so the single writer only inserts them."""
 
 
 @dataclass(frozen=True)
 class Work:
     """What every worker needs: the source to read and how to build the processor."""
 
+    job_id: JobId
     source: Source
     processor: ObjectSpec
     allowed: list[str] = field(default_factory=list)
@@ -48,6 +50,7 @@ class BatchMessage:
     partition_id: PartitionId
     rows: list[Row]
     end: tuple[str, str | None] | None = None
+    failed: int = 0  # how many rows are failures
 
 
 class Engine:

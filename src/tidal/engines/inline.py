@@ -21,7 +21,7 @@ class InlineEngine(Engine):
     def run(self, work: Work, tasks: Iterable[Task]) -> Iterator[BatchMessage]:
         processor = start_processor(work)
         try:
-            runner = PartitionRunner(work.source, processor)
+            runner = PartitionRunner(work, processor)
             for task in tasks:
                 yield from runner.run(task)
         finally:

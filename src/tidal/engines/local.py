@@ -192,7 +192,7 @@ def _worker_main(work: Work, tasks: Any, results: Any, index: int) -> None:
     except Exception as error:
         results.put(("setup_failed", index, str(error)))
         return
-    runner = PartitionRunner(work.source, processor)
+    runner = PartitionRunner(work, processor)
     try:
         while (task := _next_task(tasks)) is not None:
             for message in runner.run(task):

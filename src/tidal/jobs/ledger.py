@@ -95,12 +95,11 @@ class Ledger:
 
     def record(self, message: BatchMessage) -> None:
         """Write one batch's rows and, when it closes its partition, the partition's state."""
-        rows = [(self.job_id, row[0], message.partition_id, *row[1:]) for row in message.rows]
         with _transaction(self.db):
             self.db.executemany(
-                "INSERT OR REPLACE INTO items (job_id, key, partition_id, status, path,"
+                "INSERT OR REPLACE INTO items (job_id, partition_id, key, status, path,"
                 " frame_index, meta, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                message.rows,
             )
             if message.end is not None:
                 self._close_partition(message)

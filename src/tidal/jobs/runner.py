@@ -102,7 +102,7 @@ def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bo
     progress.start(job.job_id, job.name, tally.snapshot())
     status = RunStatus.INTERRUPTED
     try:
-        _consume(engine.run(Work(source, job.processor, job.allowed), plan.tasks()),
+        _consume(engine.run(Work(job.job_id, source, job.processor, job.allowed), plan.tasks()),
                  ledger, plan, tally, progress, run)
         status = RunStatus.COMPLETED
     except Exception:
@@ -126,9 +126,8 @@ def _consume(messages: Any, ledger: Ledger, plan: Plan, tally: _Tally,
 
 
 def _count(message: BatchMessage, plan: Plan, tally: _Tally) -> None:
-    failed = sum(1 for row in message.rows if row[1] == "failed")
-    tally.failed += failed
-    tally.done += len(message.rows) - failed
+    tally.failed += message.failed
+    tally.done += len(message.rows) - message.failed
     expected = plan.expected.get(message.partition_id)
     if expected is None:
         return

@@ -35,17 +35,17 @@ CREATE TABLE IF NOT EXISTS partitions (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
     job_id TEXT NOT NULL,
-    key TEXT NOT NULL,
     partition_id TEXT NOT NULL,
+    key TEXT NOT NULL,
     status TEXT NOT NULL,
     path TEXT,
     frame_index INTEGER,
     meta TEXT,
     result TEXT,
     error TEXT,
-    PRIMARY KEY (job_id, key)
-);
-CREATE INDEX IF NOT EXISTS items_partition ON items (job_id, partition_id);
+    -- the partition in the key: resume reads one partition's keys without a second index
+    PRIMARY KEY (job_id, partition_id, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
