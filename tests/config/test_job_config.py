@@ -100,7 +100,8 @@ def test_names_outside_allowed_modules_are_refused_before_import(tmp_path: Path)
 
 
 def test_imports_allow_user_functions_and_check_their_kwargs(tmp_path: Path) -> None:
-    write(tmp_path, "usermod.py", "def mean(frame, scale: float = 1.0):\n    return {'m': float(frame.mean()) * scale}\n")
+    write(tmp_path, "usermod.py",
+          "def mean(frame, scale: float = 1.0):\n    return {'m': float(frame.mean()) * scale}\n")
     [job] = load_config(job_file(tmp_path, '{"usermod.mean": {scale: 2}}', 'imports: ["usermod"]'))
     processor = build_processor(job.processor, job.allowed)
     assert processor.process.__self__ is processor  # a FunctionProcessor wrapping the function

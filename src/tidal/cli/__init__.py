@@ -25,7 +25,7 @@ app.add_typer(config_commands.app, name="config")
 def main() -> None:
     """Entry point: tidal's own errors become one line on stderr and their exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the exit code instead of raising SystemExit
     except TidalError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -44,3 +44,4 @@ def main() -> None:
         if isinstance(error, click.exceptions.Abort):
             sys.exit(130)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -25,7 +25,9 @@ def export(
     job: Annotated[str, typer.Argument(help="Job id (or prefix) or the config file defining it.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     format: Annotated[str, typer.Option("--format", "-f", help="parquet, jsonl or csv.")] = "parquet",
-    include_failed: Annotated[bool, typer.Option("--include-failed", help="Also failed items, with their error.")] = False,
+    include_failed: Annotated[
+        bool, typer.Option("--include-failed", help="Also failed items, with their error.")
+    ] = False,
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
 ) -> None:
     """Write one row per item: key, path, frame_index, ..., then the processor's fields."""

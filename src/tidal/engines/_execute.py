@@ -15,7 +15,7 @@ from tidal.config.job import build_processor
 from tidal.engines.base import BatchMessage, Row, Task, Work
 from tidal.errors import DecodeError, ProcessorError, TidalError
 from tidal.processors.base import Processor
-from tidal.sources.base import Item, ItemFailure, Source
+from tidal.sources.base import Item, ItemFailure
 
 
 def start_processor(work: Work) -> Processor:

@@ -91,13 +91,18 @@ class _Pool:
             exhausted = exhausted or self._feed(tasks, inflight)
             if exhausted and not any(slot.pending for slot in self.slots):
                 return
-            try:
-                yield from self._handle(self.results.get(timeout=POLL_SECONDS))
-            except queue.Empty:
-                pass
+            message = self._next_message()
+            if message is not None:
+                yield from self._handle(message)
             if time.monotonic() - last_check >= POLL_SECONDS:
                 last_check = time.monotonic()
                 yield from self._replace_dead()
+
+    def _next_message(self) -> tuple[str, int, Any] | None:
+        try:
+            return self.results.get(timeout=POLL_SECONDS)  # type: ignore[no-any-return]
+        except queue.Empty:
+            return None
 
     def _feed(self, tasks: Iterator[Task], inflight: int) -> bool:
         """Top up every worker to ``inflight`` tasks; True once ``tasks`` is exhausted."""

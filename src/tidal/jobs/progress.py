@@ -43,8 +43,14 @@ class BarProgress(ProgressReporter):
     """A rich progress bar: done/total, items/s, ETA, failed and resumed counts."""
 
     def start(self, job_id: str, name: str, snapshot: Snapshot) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

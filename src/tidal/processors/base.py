@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tidal.sources.base import Item
 from tidal.settings import DEFAULT_BATCH_SIZE
+from tidal.sources.base import Item
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """What the sources share: expanding ``paths`` options, file fingerprints, frame geometry.
 
 ``paths`` is a file, a folder (searched recursively for the source's extensions), a glob
-(``**`` supported) or ``pkg://<package>/<path or glob>`` (inside an installed package, found
-without importing it), or a list of those. Keys carry a fingerprint of the file's content, so
-a file replaced by another is not taken for done.
+(``**`` supported) or ``pkg://<package>/<path or glob>`` (inside the folder of an installed
+top-level package, found without importing it), or a list of those. Keys carry a fingerprint
+of the file's content, so a file replaced by another is not taken for done.
 """
 
 from __future__ import annotations
@@ -53,24 +53,27 @@ def expand_paths(paths: str | list[str], extensions: tuple[str, ...]) -> list[Pa
 
 def _expand_entry(entry: str, extensions: tuple[str, ...]) -> list[Path]:
     location = _resolve_package(entry) if entry.startswith(PACKAGE_PREFIX) else entry
-    location = os.path.expanduser(location)
-    if any(character in location for character in GLOB_CHARACTERS):
-        matches = [Path(match) for match in glob.glob(location, recursive=True)]
-        files = [_absolute(match) for match in matches if match.is_file()]
-        if not files:
-            raise SourceError(
-                f"{entry} matched no file; check the pattern, "
-                f"relative paths are resolved from {os.getcwd()}"
-            )
-        return files
-    path = Path(location)
+    path = Path(os.path.expanduser(location))
     if path.is_dir():
         return _files_in_folder(entry, path, extensions)
-    if path.is_file():
+    if path.is_file():  # before globbing: a name may hold "[" literally
         return [_absolute(path)]
+    if any(character in str(path) for character in GLOB_CHARACTERS):
+        return _glob(entry, str(path))
     raise SourceError(
         f"{entry} does not exist; check the path, relative paths are resolved from {os.getcwd()}"
     )
+
+
+def _glob(entry: str, pattern: str) -> list[Path]:
+    files = [_absolute(Path(match)) for match in glob.glob(pattern, recursive=True)]
+    files = [path for path in files if path.is_file()]
+    if not files:
+        raise SourceError(
+            f"{entry} matched no file; check the pattern, "
+            f"relative paths are resolved from {os.getcwd()}"
+        )
+    return files
 
 
 def _files_in_folder(entry: str, folder: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -102,11 +105,6 @@ def _resolve_package(entry: str) -> str:
             "install it or fix the pkg://<package>/<path> entry"
         )
     return os.path.join(next(iter(locations)), relative)
-
-
-def package_folder(package: str) -> Path:
-    """The folder of an installed package, found without importing it."""
-    return Path(_resolve_package(f"{PACKAGE_PREFIX}{package}/"))
 
 
 def _absolute(path: Path) -> Path:

