@@ -65,21 +65,24 @@ def frame_count(path: Path) -> int:
 def decode(path: Path, count: int, width: int) -> list[np.ndarray]:
     """``count`` frames evenly spaced over the video, scaled to ``width`` (even height), RGB."""
     wanted = set(np.linspace(0, frame_count(path) - 1, count).round().astype(int).tolist())
-    frames = []
+    frames: list[np.ndarray] = []
     with av.open(str(path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
+            if len(frames) == len(wanted):
+                break
             if index in wanted:
                 height = max(2, round(frame.height * width / frame.width / 2) * 2)
-                scaled = frame.reformat(width=width, height=height, format="rgb24")
-                frames.append(scaled.to_ndarray())
+                frames.append(frame.reformat(width=width, height=height, format="rgb24").to_ndarray())
     return frames
 
 
-def sample_frames(total: int, width: int) -> list[np.ndarray]:
-    """``total`` frames split as evenly as possible across the sample videos."""
+def sample_frames(total: int, width: int) -> list[tuple[str, np.ndarray]]:
+    """``total`` frames split as evenly as possible across the sample videos, with their video."""
     paths = video_paths()
     shares = [total // len(paths) + (index < total % len(paths)) for index in range(len(paths))]
-    return [frame for path, share in zip(paths, shares, strict=True) for frame in decode(path, share, width)]
+    return [
+        (path.stem, frame) for path, share in zip(paths, shares, strict=True) for frame in decode(path, share, width)
+    ]
 
 
 def thread_settings() -> str:
@@ -88,7 +91,7 @@ def thread_settings() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    pools = [f"{pool['internal_api']} {pool['num_threads']} threads" for pool in threadpool_info()]
+    pools = [f"{pool['prefix']} ({pool['internal_api']}) {pool['num_threads']}" for pool in threadpool_info()]
     return ", ".join(pools) or "none loaded"
 
 
@@ -125,6 +128,15 @@ def report_speed(exact: Timings, fast: Timings) -> float:
     return median_ratio
 
 
+def report_videos(videos: list[str], exact: Timings, fast: Timings) -> None:
+    """Per video: the speed ratio and mean inertia ratio, since content changes both."""
+    for video in dict.fromkeys(videos):
+        chosen = [index for index, name in enumerate(videos) if name == video]
+        speed = statistics.median(exact.seconds[i] for i in chosen) / statistics.median(fast.seconds[i] for i in chosen)
+        quality = statistics.fmean(fast.inertias[i] / exact.inertias[i] for i in chosen)
+        print(f"    {video:<18} {len(chosen):3d} frames: {speed:6.1f}x faster, inertia fast/exact {quality:.5f}")
+
+
 def report_quality(exact: Timings, fast: Timings) -> tuple[float, float]:
     """Print how fast's inertia compares with exact's; return (mean, max) relative excess."""
     ratios = np.array(fast.inertias) / np.array(exact.inertias)
@@ -149,21 +161,25 @@ def failures(speedup: float, mean_excess: float, max_excess: float) -> list[str]
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command line: how many frames, how wide, how many colours."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60, help="frames in all (default 60)")
+    parser.add_argument("--frames", type=int, default=60, help="frames in all, at least 3 (default 60)")
     parser.add_argument("--width", type=int, default=300, help="frame width in pixels (default 300)")
     parser.add_argument("--k", type=int, default=5, help="colours per frame (default 5)")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.frames < len(VIDEOS):
+        parser.error(f"--frames must be at least {len(VIDEOS)}: one per video")
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run both methods side by side, print the comparison, return the exit status."""
     arguments = parse_arguments(argv)
-    frames = sample_frames(arguments.frames, arguments.width)
+    videos, frames = zip(*sample_frames(arguments.frames, arguments.width), strict=True)
     sizes = sorted({f"{frame.shape[1]}x{frame.shape[0]}" for frame in frames})
-    exact, fast = compare(frames, arguments.k)
+    exact, fast = compare(list(frames), arguments.k)
     print(f"dominant colours, k={arguments.k}: {len(frames)} frames ({', '.join(sizes)}) from {', '.join(VIDEOS)}")
-    print(f"  cpus {os.cpu_count()}; threads: {thread_settings()}")
+    print(f"  cpus {os.cpu_count()}; thread pools: {thread_settings()}")
     speedup = report_speed(exact, fast)
+    report_videos(list(videos), exact, fast)
     missed = failures(speedup, *report_quality(exact, fast))
     for message in missed:
         print(f"FAIL: {message}")

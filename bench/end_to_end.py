@@ -8,7 +8,7 @@ times so the job is long enough to time):
 3. ``tidal map`` with the local engine and 1 worker (startup, planning, ledger included);
 4. ``tidal map`` with one worker per core.
 
-Target: 3 ≤ 1.1 × 2, i.e. tidal's own overhead ≤ 10 % of the end-to-end time per worker.
+Target: 3 ≤ 1.1 x 2, i.e. tidal's own overhead ≤ 10 % of the end-to-end time per worker.
 Also prints the extrapolated time for the original project's 11,137,500 frames.
 
     python bench/end_to_end.py [--copies 3] [--width 300]

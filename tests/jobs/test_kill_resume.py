@@ -92,18 +92,45 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert got == expected  # same keys, same values, same order
 
 
-def test_a_second_map_of_a_running_job_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "slowmod.py").write_text(
+def slow_job(folder: Path, items: int = 400) -> Path:
+    (folder / "slowmod.py").write_text(
         "import time\ndef slow(i):\n    time.sleep(0.05)\n    return {'i': i}\n")
-    config = tmp_path / "slow.json"
-    config.write_text(json.dumps({"source": {"tidal.sources.Range": {"n": 400, "per_partition": 10}},
+    config = folder / "slow.json"
+    config.write_text(json.dumps({"source": {"tidal.sources.Range": {"n": items, "per_partition": 10}},
                                   "processor": {"slowmod.slow": {}}, "imports": ["slowmod"],
                                   "engine": {"local": {"workers": 1}}}))
+    return config
+
+
+def wait_for_progress(home: Path) -> None:
+    deadline = time.monotonic() + 60
+    while done_count(home) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_ctrl_c_saves_the_work_and_the_same_command_resumes(tmp_path: Path) -> None:
+    config = slow_job(tmp_path, 60)
+    first = tidal(config, tmp_path / "home")
+    wait_for_progress(tmp_path / "home")
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130
+    assert b"interrupted: results so far are saved" in stderr
+    saved = done_count(tmp_path / "home")
+    assert 0 < saved < 60
+    with sqlite3.connect(tmp_path / "home" / "tidal.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchone() == ("interrupted",)
+    second = tidal(config, tmp_path / "home")
+    _, stderr = second.communicate(timeout=60)
+    assert second.returncode == 0
+    assert f"{60 - saved} processed in this run".encode() in stderr
+
+
+def test_a_second_map_of_a_running_job_is_refused(tmp_path: Path) -> None:
+    config = slow_job(tmp_path)
     first = tidal(config, tmp_path / "home")
     try:
-        deadline = time.monotonic() + 60
-        while done_count(tmp_path / "home") == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_progress(tmp_path / "home")
         second = tidal(config, tmp_path / "home")
         _, stderr = second.communicate(timeout=60)
         assert second.returncode == 2

@@ -75,6 +75,15 @@ def test_fast_shares_are_exact_pixel_counts_of_its_centres(frames: list[np.ndarr
         assert np.array_equal(counts, expected)
 
 
+def test_a_noisy_frame_filling_most_bins_still_gets_exact_shares() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    pixels = frame.reshape(-1, 3)
+    centres, counts = _fast_kmeans(pixels, 8, seed=0)
+    squared = ((pixels[:, None, :].astype(np.float64) - centres[None]) ** 2).sum(2)
+    assert np.array_equal(counts, np.bincount(squared.argmin(1), minlength=8))
+    assert len(dominant_colors(frame, k=8)["colors"]) == 8
+
+
 def test_a_frame_with_fewer_distinct_colours_than_k_gets_those_colours_exactly() -> None:
     frame = np.zeros((10, 10, 3), dtype=np.uint8)
     frame[:7] = (20, 40, 200)

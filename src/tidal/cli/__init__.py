@@ -29,19 +29,11 @@ def main() -> None:
     except TidalError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: results so far are saved; run the same command to resume",
-              file=sys.stderr)
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click's usage errors and aborts
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except typer.TyperException as error:  # usage errors: exit 2 with Typer's message
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        sys.exit(error.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -32,8 +32,13 @@ def map_(
     exit_code = 0
     for job in selected:
         engine_object: Engine = job.build_engine()
-        report = run_job(job, engine=engine_object, retry_failed=retry_failed,
-                         progress=_reporter(quiet), config_file=str(config.resolve()))
+        try:
+            report = run_job(job, engine=engine_object, retry_failed=retry_failed,
+                             progress=_reporter(quiet), config_file=str(config.resolve()))
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: results so far are saved; run `tidal map {config}` again to resume",
+                       err=True)
+            raise typer.Exit(130) from None
         _print_report(report)
         exit_code = max(exit_code, report.exit_code)
     raise typer.Exit(exit_code)

@@ -1,9 +1,9 @@
 """A job's config: top-level keys, stages, validation before any work, and the job id.
 
 Top-level keys: ``source`` and ``processor`` (object specs), optional ``engine``
-(``{"local": {"workers": 2}}``, ``{"inline": {}}``; a Ray engine will plug in here), optional ``imports`` (module names configs
-may use besides ``tidal``), optional ``name``. A file may hold a list of stages: each later stage
-inherits the top-level keys it does not set.
+(``{"local": {"workers": 2}}``, ``{"inline": {}}``; a Ray engine will plug in here), optional
+``imports`` (module names configs may use besides ``tidal``), optional ``name``. A file may
+hold a list of stages: each later stage inherits the top-level keys it does not set.
 
 The job id hashes the canonical ``source`` and ``processor`` (defaults filled, keys sorted); the
 engine is left out, so the same work resumes whatever the number of workers.

@@ -4,22 +4,22 @@ Two methods give the same kind of answer:
 
 * ``"exact"`` reproduces the original HPC script: scikit-learn's ``KMeans(n_init=5)`` on every
   pixel. It is the reference, and slow: 0.1 to 0.3 s for a 300-pixel-wide frame on 2 cores.
-* ``"fast"`` (the default) needs numpy only, is 60 to 100 times faster, and is as good: on
-  frames of real videos its k-means inertia is on average slightly lower than exact's.
+* ``"fast"`` (the default) needs numpy only, is 60 to 100 times faster at k=5, and is as good:
+  on frames of real videos its k-means inertia is on average slightly lower than exact's.
 
 How "fast" works, and why:
 
 1. Pixels are counted into a 32x32x32 colour histogram; each occupied bin stands for its pixels
    at their mean, weighted by their count. k-means on a few thousand weighted bins costs a
    fraction of k-means on tens of thousands of pixels, and the means keep it faithful.
-2. 24 k-means++ restarts run side by side (one set of matrix products for all) for 3 Lloyd
-   iterations, on 16x16x16 bins when the frame has many bins; the best 3 run to convergence on
-   the 32x32x32 bins and the best one is kept. A single run lands in a poor local minimum (two
-   centres on one mode, none on another) on about one frame in ten; restarts are what avoids it.
+2. 24 k-means++ restarts run side by side (one set of matrix products for all of them) for 3
+   Lloyd iterations, on 16^3 or 8^3 bins when the frame fills many bins; the best 3 then run to
+   convergence on the 32^3 bins and the best one is kept. One run alone ends in a poor local
+   minimum (two centres on one mode, none on another) on one frame in five, up to 17 % worse.
 3. Polish on the real pixels: a bin whose whole 8x8x8 cube lies in one centre's Voronoi cell
-   sends all its pixels to that centre, so only the pixels of the bins straddling a boundary
-   (10 to 20 % of them, typically) are taken one by one. Lloyd steps on that mix are pixel-level
-   Lloyd steps, and the shares are exact pixel counts, at a fraction of the cost.
+   sends all its pixels to that centre, so only the pixels of the bins near a boundary (10 to
+   20 % of them, typically) are taken one by one. Lloyd steps on that mix are pixel-level
+   Lloyd steps, run until the centres settle, and the shares are exact pixel counts.
 
 The random generator is seeded from ``seed`` for every frame: a frame's result never depends on
 the other frames, on batching, or on how frames are split across workers.
@@ -50,10 +50,12 @@ MAX_K = 64
 _RESTARTS = 24  # k-means++ restarts explored side by side
 _EXPLORE_ITERATIONS = 3  # Lloyd iterations before the restarts are ranked
 _FINALISTS = 3  # restarts run to convergence on the fine bins
-_TOLERANCE = 0.5  # stop Lloyd when no centre moves by more than this (colour units)
-_MAX_ITERATIONS = 100
-_COARSE_ABOVE = 800  # explore on 16x16x16 bins when the frame has more 32x32x32 bins than this
-_POLISH_STEPS = 2  # pixel-level Lloyd steps after the bins have converged
+_TOLERANCE = 0.5  # stop Lloyd on bins when no centre moves by more than this (colour units)
+_MAX_ITERATIONS = 50
+_EXPLORE_POINTS = 800  # restarts run on the finest histogram (32, 16, 8 bins a side) this small
+_CONVERGE_POINTS = 4096  # finalists converge on the finest histogram (32, 16 a side) this small
+_POLISH_STEPS = 30  # at most this many pixel-level Lloyd steps after the bins have converged
+_POLISH_TOLERANCE = 0.3  # stop them when no centre moves by more than this (colour units)
 _POLISH_MARGIN = 1.0  # colour units added around a bin's cube when picking boundary pixels
 
 _BIN_BITS = 5
@@ -75,7 +77,7 @@ class DominantColors(Processor):
     Each result is ``{"colors": [[r, g, b], ...], "shares": [float, ...]}``: colours are ints
     0-255 (rounded k-means centres), most dominant first; shares sum to 1. A frame with fewer
     than ``k`` distinct colours gets just those colours. ``method="fast"`` (numpy only) matches
-    the quality of ``method="exact"`` (scikit-learn, the original script), 60-100x faster.
+    the quality of ``method="exact"`` (scikit-learn, the original script), 60-100x faster at k=5.
 
     Example, in a job config::
 
@@ -278,10 +280,25 @@ def _fast_kmeans(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatArr
     if len(bins.occupied) <= k:
         return _kmeans_on_colours(pixels, k, rng)
     fine = _Points.from_sums(bins.sums, bins.counts)
-    coarse = len(bins.occupied) > _COARSE_ABOVE
-    finalists = _explore(_Points.from_sums(*_coarse_bins(bins)) if coarse else fine, k, rng)
-    centres = _best(fine, _lloyd(fine, finalists, _MAX_ITERATIONS, _TOLERANCE))
+    levels = _levels(bins, fine)
+    finalists = _explore(levels[-1], k, rng, _RESTARTS)
+    converge = next(level for level in levels if len(level.weights) <= _CONVERGE_POINTS)
+    centres = _best(converge, _lloyd(converge, finalists, _MAX_ITERATIONS, _TOLERANCE))
     return _polish(bins, fine, centres.astype(np.float64))
+
+
+def _levels(bins: _Bins, fine: _Points) -> list[_Points]:
+    """The histogram at 32, then 16, then 8 bins per side, until small enough to explore on.
+
+    Noisy frames fill most of the 32768 fine bins; coarser levels keep the search's cost
+    bounded while the polish on the pixels restores the precision.
+    """
+    levels = [fine]
+    bits = _BIN_BITS
+    while len(levels[-1].weights) > _EXPLORE_POINTS and bits > 3:
+        bits -= 1
+        levels.append(_Points.from_sums(*_merged_bins(bins, bits)))
+    return levels
 
 
 def _kmeans_on_colours(
@@ -296,9 +313,9 @@ def _kmeans_on_colours(
     if len(colours) <= k:
         return colours, counts
     points = _Points.from_sums(colours * counts[:, None], counts)
-    centres = _lloyd(points, _explore(points, k, rng), _MAX_ITERATIONS, _TOLERANCE)
-    centres = _best(points, centres)
-    centres = centres.astype(np.float64)
+    restarts = max(1, min(_RESTARTS, _RESTARTS * _EXPLORE_POINTS // len(colours)))  # bound memory
+    centres = _lloyd(points, _explore(points, k, rng, restarts), _MAX_ITERATIONS, _TOLERANCE)
+    centres = _best(points, centres).astype(np.float64)
     labels, _ = _nearest(_distances(centres, colours.T))
     return centres, np.bincount(labels, weights=counts, minlength=k)
 
@@ -336,13 +353,12 @@ def _bin_codes(chunk: NDArray[np.uint8]) -> IntArray:
     return (top_bits @ _CODE_WEIGHTS).astype(np.intp)
 
 
-def _coarse_bins(bins: _Bins) -> tuple[FloatArray, Counts]:
-    """Sums and counts of the 16x16x16 bins, merged from the fine bins (no pixel pass)."""
-    coarse_bits = _BIN_BITS - 1
+def _merged_bins(bins: _Bins, bits: int) -> tuple[FloatArray, Counts]:
+    """Sums and counts of coarser bins (``bits`` per channel), merged from the fine bins."""
     code = np.zeros_like(bins.occupied)
     for corner in _bin_corners(bins.occupied):
-        code = (code << coarse_bits) | (corner >> (8 - coarse_bits))
-    size = 1 << (3 * coarse_bits)
+        code = (code << bits) | (corner >> (8 - bits))
+    size = 1 << (3 * bits)
     counts = np.bincount(code, weights=bins.counts, minlength=size)
     occupied = np.flatnonzero(counts)
     sums = [np.bincount(code, weights=column, minlength=size)[occupied] for column in bins.sums.T]
@@ -359,13 +375,13 @@ def _bin_corners(occupied: IntArray) -> IntArray:
 # --- the search: many k-means++ restarts side by side on weighted points --------------------
 
 
-def _explore(points: _Points, k: int, rng: np.random.Generator) -> FloatArray:
+def _explore(points: _Points, k: int, rng: np.random.Generator, restarts: int) -> FloatArray:
     """``(_FINALISTS, k, 3)`` the most promising of many short k-means runs.
 
     A few Lloyd iterations already separate the runs heading for a good minimum from those
     stuck with two centres on one mode, so only the best few are run to convergence.
     """
-    centres = _kmeans_plus_plus(points, k, _RESTARTS, rng)
+    centres = _kmeans_plus_plus(points, k, restarts, rng)
     centres = _lloyd(points, centres, _EXPLORE_ITERATIONS, 0.0)
     return centres[np.argsort(_costs(points, centres), kind="stable")[:_FINALISTS]]
 
@@ -373,21 +389,50 @@ def _explore(points: _Points, k: int, rng: np.random.Generator) -> FloatArray:
 def _kmeans_plus_plus(
     points: _Points, k: int, restarts: int, rng: np.random.Generator
 ) -> FloatArray:
-    """``(restarts, k, 3)`` weighted k-means++ seeds, all restarts drawn at once.
+    """``(restarts, k, 3)`` greedy weighted k-means++ seeds, all restarts drawn at once.
 
-    Each seed is drawn with probability ~ weight x squared distance to the nearest seed so far.
+    Each seed is the best (lowest total cost) of a few candidates drawn with probability
+    ~ weight x squared distance to the nearest seed so far, as scikit-learn does.
     """
-    draws = rng.random((k, restarts))
+    trials = _seed_trials(k)
+    draws = rng.random((k, restarts * trials))
     as_centres = _augment(points.augmented[:3].T)  # seeds are points: their rows, ready
     cumulative = np.cumsum(points.weights, dtype=np.float64)
-    picked = [np.searchsorted(cumulative, draws[0] * cumulative[-1], side="right")]
-    picked[0] = np.minimum(picked[0], len(cumulative) - 1)
+    first = np.searchsorted(cumulative, draws[0, :restarts] * cumulative[-1], side="right")
+    picked = [np.minimum(first, len(cumulative) - 1)]
     closest = np.maximum(as_centres[picked[0]] @ points.augmented, 1e-3)
     for draw in draws[1:]:
-        picked.append(_draw(closest, points.weights, draw))
-        distances = np.maximum(as_centres[picked[-1]] @ points.augmented, 1e-3)
-        np.minimum(closest, distances, out=closest)
+        seed, closest = _next_seed(points, as_centres, closest, draw, trials)
+        picked.append(seed)
     return points.augmented[:3].T[np.stack(picked, axis=1)]
+
+
+def _next_seed(
+    points: _Points, as_centres: FloatArray, closest: FloatArray, draws: NDArray[np.float64], trials: int
+) -> tuple[IntArray, FloatArray]:
+    """The next seed of each run, and the runs' squared distances to their nearest seed."""
+    if trials > 1:
+        closest = np.repeat(closest, trials, axis=0)
+    candidates = _draw(closest, points.weights, draws)
+    distances = np.maximum(as_centres[candidates] @ points.augmented, 1e-3)
+    np.minimum(distances, closest, out=distances)
+    if trials == 1:
+        return candidates, distances
+    runs = len(closest) // trials
+    best = np.argmin((distances @ points.weights).reshape(runs, trials), axis=1)
+    best += np.arange(0, runs * trials, trials)
+    return candidates[best], distances[best]
+
+
+def _seed_trials(k: int) -> int:
+    """Candidates per k-means++ step: 1 up to k = 7, then ~log k (scikit-learn: 2 + log k).
+
+    Greedy trials matter when many centres must share the colour space; for a handful they
+    cost more than the extra restarts that buy the same quality.
+    """
+    return max(1, int(np.log(k)))
+
+
 
 
 def _draw(closest: FloatArray, weights: FloatArray, uniforms: NDArray[np.float64]) -> IntArray:
@@ -467,7 +512,7 @@ def _polish(bins: _Bins, fine: _Points, centres: FloatArray) -> tuple[FloatArray
     boundary = _assign_bins(centres, cubes, half_side + _POLISH_MARGIN)[1]
     pixels = _gather(bins, boundary)
     mixed = fine.with_pixels(~boundary, pixels)
-    centres = _lloyd(mixed, centres[None], _POLISH_STEPS, 0.0)[0].astype(np.float64)
+    centres = _lloyd(mixed, centres[None], _POLISH_STEPS, _POLISH_TOLERANCE)[0].astype(np.float64)
     labels, straddling = _assign_bins(centres, cubes, half_side)
     if (straddling & ~boundary).any():  # a centre moved past the margin: widen the set
         boundary |= straddling
