@@ -87,6 +87,7 @@ class DominantColors(Processor):
     batch_size = 16
 
     def __init__(self, k: int = 5, method: Method = "fast", seed: int = 0) -> None:
+        """Check the arguments now: a bad config fails when loaded, not inside a worker."""
         _check_arguments(k, method, seed)
         self.k = k
         self.method = method
@@ -129,7 +130,7 @@ def inertia(pixels_or_frame: ArrayLike, centres: ArrayLike) -> float:
 
 
 def _check_arguments(k: Any, method: Any, seed: Any) -> None:
-    """Fail at construction, with the fix, rather than on the first frame inside a worker."""
+    """Raise a ConfigError naming the bad argument and the fix."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
         raise ConfigError(
             f"DominantColors: k must be an integer from 1 to {MAX_K}, got {k!r}; "
