@@ -88,6 +88,10 @@ def test_exports_and_summary(tmp_path: Path, carphone_mp4: Path) -> None:
     share = next(r for r in records if r["field"] == "shares[0]")
     assert share["group"] == str(carphone_mp4) and share["count"] == 30
     assert share["min"] <= share["p50"] <= share["max"] and share["mean"] > 1 / 3
+    only_shares = run(home, "results", "summary", str(config), "--fields", "shares*", "-f", "json")
+    assert {r["field"] for r in json.loads(only_shares.stdout)} == {"shares[0]", "shares[1]", "shares[2]"}
+    table = run(home, "results", "summary", str(config), "--by", "video")
+    assert "carphone_pristine.mp4" in table.stdout and "colors[0][0]" in table.stdout
 
 
 def test_config_errors_exit_2_with_the_path(tmp_path: Path, carphone_mp4: Path) -> None:

@@ -40,12 +40,14 @@ def export(
 def summary(
     job: Annotated[str, typer.Argument(help="Job id (or prefix) or the config file defining it.")],
     by: Annotated[Optional[str], typer.Option(help="Group by a field: video, path, member...")] = None,
+    fields: Annotated[Optional[list[str]], typer.Option(
+        "--fields", help="Only fields matching these patterns, e.g. 'shares*'.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
 ) -> None:
     """Count, mean, std, min, quartiles and max of every numeric result field, per group."""
     db = connect(create=False)
-    records = summarize(db, job_id_from(db, job, stage), by)
+    records = summarize(db, job_id_from(db, job, stage), by, fields)
     if format == "json":
         typer.echo(json.dumps(records, indent=2))
     elif format == "csv":
@@ -59,8 +61,15 @@ def summary(
 
 
 def _table(records: list[dict]) -> None:  # type: ignore[type-arg]
+    groups = {str(record["group"]) for record in records}
+    names = {Path(group).name for group in groups}
+    short = len(names) == len(groups)  # file names alone are unambiguous: show them
     table = Table("group", "field", *STATISTICS)
     for record in records:
+        group = str(record["group"])
         numbers = [f"{record[name]:.4g}" for name in STATISTICS]
-        table.add_row(str(record["group"]), record["field"], *numbers)
-    Console().print(table)
+        table.add_row(Path(group).name if short else group, record["field"], *numbers)
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 140)  # logs and pipes: do not squeeze the columns
+    console.print(table)

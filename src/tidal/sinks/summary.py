@@ -6,6 +6,7 @@ Numbers are summarised as they are; lists of numbers are unrolled into ``field[0
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import sqlite3
 from collections import defaultdict
@@ -19,8 +20,12 @@ STATISTICS = ("count", "mean", "std", "min", "p25", "p50", "p75", "max")
 META_FIELDS = {"key", "path", "frame_index", "time", "member", "index"}
 
 
-def summarize(db: sqlite3.Connection, job_id: str, by: str | None = None) -> list[dict[str, Any]]:
-    """One record per (group, field) with count, mean, std, min, quartiles and max."""
+def summarize(db: sqlite3.Connection, job_id: str, by: str | None = None,
+              fields: list[str] | None = None) -> list[dict[str, Any]]:
+    """One record per (group, field) with count, mean, std, min, quartiles and max.
+
+    ``fields``: shell-style patterns (``shares*``) selecting the fields to summarise.
+    """
     group_field = GROUP_ALIASES.get(by or "", by)
     values: dict[tuple[Any, str], list[float]] = defaultdict(list)
     for row in iter_rows(db, job_id):
@@ -28,7 +33,8 @@ def summarize(db: sqlite3.Connection, job_id: str, by: str | None = None) -> lis
         for name, value in row.items():
             if name not in META_FIELDS and name != group_field:
                 for leaf, number in _numbers(name, value):
-                    values[(group, leaf)].append(number)
+                    if not fields or any(fnmatch.fnmatchcase(leaf, pattern) for pattern in fields):
+                        values[(group, leaf)].append(number)
     return [{"group": group, "field": leaf, **_statistics(numbers)}
             for (group, leaf), numbers in values.items()]
 
