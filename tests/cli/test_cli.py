@@ -104,6 +104,11 @@ def test_config_errors_exit_2_with_the_path(tmp_path: Path, carphone_mp4: Path) 
     assert len(result.stderr.strip().splitlines()) == 1
     check = run(tmp_path / "home", "config", "check", str(config))
     assert check.returncode == 2 and "expected int" in check.stderr
+    config.write_text(f'{{source: {{"tidal.sources.VideoFrames": {{paths: "{carphone_mp4}"}}}}\n'
+                      'processor: {"tidal.processors.DominantColors": {k: 0}}}')
+    value_error = run(tmp_path / "home", "map", str(config))
+    assert value_error.returncode == 2
+    assert value_error.stderr.startswith(f'error: {config}: processor["tidal.processors.DominantColors"]: ')
 
 
 def test_empty_glob_and_unwritable_home(tmp_path: Path, carphone_mp4: Path) -> None:

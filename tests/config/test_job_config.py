@@ -129,6 +129,17 @@ def test_missing_file_and_syntax_errors_name_the_file(tmp_path: Path) -> None:
     assert str(broken) in error_of(broken) and "cannot parse as json" in error_of(broken)
 
 
+def test_constructor_checks_name_the_file_and_config_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "job.hjson", '{source: {"tidal.sources.Range": {n: 10, per_partition: 0}}\n'
+                 'processor: {"tidal.processors.NoOp": {}}}')
+    [job] = load_config(path)
+    with pytest.raises(ConfigError) as raised:
+        job.build_source()
+    message = str(raised.value)
+    assert message.startswith(f"{path}: source[\"tidal.sources.Range\"]: ")
+    assert "per_partition must be at least 1" in message
+
+
 def test_missing_required_key_and_bad_engine(tmp_path: Path) -> None:
     only_source = write(tmp_path, "a.hjson", f"{{source: {VIDEO}}}")
     assert "missing top-level key 'processor'" in error_of(only_source)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tidal.config.job import build_processor, load_config
+from tidal.config.job import load_config
 
 app = typer.Typer(help="Validate and show config files.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def check(config: Annotated[Path, typer.Argument(help="Config file.")]) -> None:
     """Resolve every name and check every argument; print the job id of each stage."""
     for index, job in enumerate(load_config(config)):
         job.build_source()  # constructors validate values the signature cannot express
-        build_processor(job.processor, job.allowed)
+        job.build_processor()  # (cheap: models load in setup())
         typer.echo(f"ok: stage {index} job {job.job_id} ({job.name})")
 
 

@@ -67,10 +67,20 @@ class JobConfig:
         return [*self.imports, *allowed_modules()]
 
     def build_source(self) -> Source:
-        source = build(self.source, self.allowed)
+        try:
+            source = build(self.source, self.allowed)
+        except ConfigError as error:
+            raise ConfigError(f"{self.origin}: {error}") from None
         if not isinstance(source, Source):
             raise ConfigError(f"{self.source.where}: {self.source.target} is not a tidal Source")
         return source
+
+    def build_processor(self) -> Processor:
+        """The processor, constructed but not set up (constructors are cheap by convention)."""
+        try:
+            return build_processor(self.processor, self.allowed)
+        except ConfigError as error:
+            raise ConfigError(f"{self.origin}: {error}") from None
 
     def build_engine(self) -> Any:
         return build(self.engine, self.allowed)

@@ -217,7 +217,10 @@ def _is_plain(value: Any) -> bool:
 def build(spec: ObjectSpec, allowed: list[str] | None = None) -> Any:
     """Call the spec's target with its kwargs, building nested specs first."""
     target = resolve(spec, allowed or [])
-    return target(**{key: _build_value(value, allowed) for key, value in spec.kwargs.items()})
+    try:
+        return target(**{key: _build_value(value, allowed) for key, value in spec.kwargs.items()})
+    except ConfigError as error:  # a constructor's own check: say where in the config
+        raise ConfigError(f"{spec.where}: {error}") from None
 
 
 def _build_value(value: Any, allowed: list[str] | None) -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tidal.config.job import JobConfig, build_processor
+from tidal.config.job import JobConfig
 from tidal.engines.base import BatchMessage, Engine, Work
 from tidal.jobs.ledger import JobStatus, Ledger
 from tidal.jobs.lock import JobLock
@@ -91,7 +91,7 @@ def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bo
                 progress: ProgressReporter, config_file: str | None) -> JobReport:
     ledger = Ledger(db, job.job_id)
     source = job.build_source()
-    build_processor(job.processor, job.allowed)  # constructor checks run before any work
+    job.build_processor()  # constructor checks run before any work
     engine = engine or job.build_engine()
     plan = Plan(ledger, source.partitions(), retry_failed)
     ledger.register(job.name, job.canonical, config_file)
