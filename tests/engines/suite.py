@@ -16,7 +16,7 @@ from tidal.engines.base import Engine
 from tidal.errors import ProcessorError
 from tidal.jobs.runner import run_job
 from tidal.sinks.results import iter_rows
-from tidal.tracking.store import connect
+from tidal.database import connect
 
 
 def range_job(n: int = 200, per_partition: int = 25, **processor: Any) -> JobConfig:

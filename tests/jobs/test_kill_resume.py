@@ -18,7 +18,7 @@ from tidal.config.job import load_config
 from tidal.engines.inline import InlineEngine
 from tidal.jobs.runner import run_job
 from tidal.sinks.results import iter_rows
-from tidal.tracking.store import connect
+from tidal.database import connect
 
 
 def write_job(folder: Path, videos: list[Path]) -> Path:

@@ -8,7 +8,7 @@ from tidal.engines.base import BatchMessage
 from tidal.jobs.ledger import Ledger
 from tidal.jobs.plan import Plan
 from tidal.sources.base import Partition
-from tidal.tracking.store import connect
+from tidal.database import connect
 
 
 def row(partition: str, key: str, error: str | None = None) -> tuple[object, ...]:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tidal.cli._common import job_id_from
 from tidal.jobs.inspect import job_detail, list_jobs
-from tidal.tracking.store import connect
+from tidal.database import connect
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 

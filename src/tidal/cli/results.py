@@ -15,7 +15,7 @@ from rich.table import Table
 from tidal.cli._common import job_id_from
 from tidal.sinks.export import export as export_results
 from tidal.sinks.summary import STATISTICS, summarize
-from tidal.tracking.store import connect
+from tidal.database import connect
 
 app = typer.Typer(help="Export and summarise a job's results.", no_args_is_help=True)
 

@@ -1,0 +1,111 @@
+"""Opening the store's database: SQLite under TIDAL_HOME (default) or PostgreSQL by URL.
+
+The schema is owned by Alembic migrations (``tidal/migrations``); opening a database brings it
+to the latest revision first. A fast path checks the revision with plain SQL, so commands that
+find the schema current never import Alembic.
+
+SQLite runs in WAL mode: readers (``tidal jobs show``, the dashboard) look while a job writes;
+with ``synchronous=NORMAL`` a power loss can drop the last transactions but never corrupts the
+file, and a dropped transaction only means its batch is done again on resume.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tidal.errors import StoreError
+from tidal.settings import DB_FILENAME, home
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(state_home: Path | None = None) -> str:
+    return f"sqlite:///{(state_home or home()) / DB_FILENAME}"
+
+
+def connect(state_home: Path | None = None, create: bool = True) -> sqlite3.Connection:
+    """A plain sqlite3 connection to the embedded store (the ledger's fast path), schema current."""
+    folder = state_home or home()
+    path = folder / DB_FILENAME
+    if not create and not path.exists():
+        raise StoreError(f"no tidal state in {folder}: run `tidal map` first or set TIDAL_HOME")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        _tune(connection)
+        if _revision(connection) != HEAD_REVISION:
+            upgrade(open_engine(sqlite_url(folder)))
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(
+            f"cannot use {path} as tidal's state ({error}); make {folder} writable "
+            "or point TIDAL_HOME at a writable folder"
+        ) from error
+    return connection
+
+
+def _tune(connection: Any) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=30000")
+
+
+def _revision(connection: sqlite3.Connection) -> str | None:
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:  # no table yet: a new database
+        return None
+    return str(row[0]) if row else None
+
+
+def open_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url`` (sqlite:///... or postgresql://...), schema current."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = _with_driver(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30.0})
+            event.listen(engine, "connect", lambda connection, _: _tune(connection))
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        upgrade(engine)
+    except SQLAlchemyError as error:
+        raise StoreError(f"cannot open the store at {_redacted(url)}: {_first_line(error)}; "
+                         "check that the server runs and the URL is right") from error
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Run the Alembic migrations up to the latest revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (SQLAlchemy would pick psycopg2)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
