@@ -1,7 +1,7 @@
 """initial schema: jobs, ledgers, runs and what they log
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-21 18:26:27.215504
 """
 
