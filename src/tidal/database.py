@@ -71,6 +71,7 @@ def open_engine(url: str) -> Engine:
     url = _with_driver(url)
     try:
         if url.startswith("sqlite"):
+            _make_folder(url)
             engine = create_engine(url, connect_args={"timeout": 30.0})
             event.listen(engine, "connect", lambda connection, _: _tune(connection))
         else:
@@ -80,6 +81,18 @@ def open_engine(url: str) -> Engine:
         raise StoreError(f"cannot open the store at {_redacted(url)}: {_first_line(error)}; "
                          "check that the server runs and the URL is right") from error
     return engine
+
+
+def _make_folder(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the folder of {database} ({error}); "
+                             "make it writable or point TIDAL_HOME elsewhere") from error
 
 
 def upgrade(engine: Engine) -> None:

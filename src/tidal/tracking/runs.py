@@ -9,15 +9,9 @@ import sqlite3
 import sys
 import time
 import uuid
-from enum import Enum
 from typing import Any
 
-
-class RunStatus(str, Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
+from tidal.tracking.store import RunStatus
 
 
 class RunRecord:

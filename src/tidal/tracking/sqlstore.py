@@ -1,0 +1,251 @@
+"""The SQL store: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (teams)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tidal.errors import StoreError
+from tidal.tracking import schema
+from tidal.tracking.artifacts import ArtifactStore
+from tidal.tracking.store import LOST_AFTER_SECONDS, RUN_JSON_FIELDS, Batch, RunNotFound, RunStatus, Store
+
+
+class SQLStore(Store):
+    """Runs and what they log, in the tables of ``tidal.tracking.schema``."""
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifact_store = artifacts
+
+    def create_run(self, run: dict[str, Any]) -> None:
+        with self._begin() as connection:
+            connection.execute(insert(schema.runs).values(**_encode_run(run)))
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        with self._begin() as connection:
+            result = connection.execute(update(schema.runs).where(schema.runs.c.id == run_id)
+                                        .values(**_encode_run(fields)))
+            if result.rowcount == 0:
+                raise RunNotFound(f"no run {run_id!r}; `tidal runs ls` lists the runs")
+
+    def log_batch(self, run_id: str, batch: Batch) -> None:
+        try:
+            with self._begin() as connection:
+                connection.execute(insert(schema.log_batches).values(
+                    run_id=run_id, batch_id=batch.batch_id, received_at=time.time()))
+                self._apply(connection, run_id, batch)
+        except IntegrityError:
+            return  # this batch was applied before (a retry): nothing to do
+
+    def _apply(self, connection: Connection, run_id: str, batch: Batch) -> None:
+        if batch.params:
+            _upsert(connection, schema.params, run_id,
+                    {key: json.dumps(value, default=str) for key, value in batch.params.items()})
+        if batch.tags:
+            _upsert(connection, schema.tags, run_id, {k: str(v) for k, v in batch.tags.items()})
+        if batch.metrics:
+            connection.execute(insert(schema.metrics), [
+                {"run_id": run_id, "key": key, "step": step, "value": None if math.isnan(value) else value,
+                 "timestamp": stamp} for key, step, value, stamp in batch.metrics])
+        if batch.logs:
+            connection.execute(insert(schema.logs), [
+                {"run_id": run_id, "stream": stream, "text": text, "timestamp": stamp}
+                for stream, text, stamp in batch.logs])
+        if batch.images:
+            connection.execute(insert(schema.images), [{"run_id": run_id, **image} for image in batch.images])
+        if batch.heartbeat is not None:
+            connection.execute(update(schema.runs).where(schema.runs.c.id == run_id)
+                               .values(heartbeat_at=batch.heartbeat))
+
+    def put_artifact(self, run_id: str, name: str, source: Path | bytes | BinaryIO,
+                     max_bytes: int | None = None) -> dict[str, Any]:
+        if isinstance(source, bytes):
+            record = self.artifact_store.put_bytes(run_id, name, source)
+        elif isinstance(source, Path):
+            record = self.artifact_store.put_file(run_id, source, name)
+        else:
+            record = self.artifact_store.put_stream(run_id, name, source, max_bytes)
+        values = {"name": record.name, "uri": record.uri, "size": record.size, "sha256": record.sha256,
+                  "created_at": record.created_at}
+        self._record_artifact(run_id, values)
+        return values
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        return self.artifact_store.open(run_id, name)
+
+    def _record_artifact(self, run_id: str, values: dict[str, Any]) -> None:
+        with self._begin() as connection:
+            connection.execute(delete(schema.artifacts).where(and_(
+                schema.artifacts.c.run_id == run_id, schema.artifacts.c.name == values["name"])))
+            connection.execute(insert(schema.artifacts).values(run_id=run_id, **values))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        self.mark_lost()
+        with self._connect() as connection:
+            row = connection.execute(select(schema.runs).where(schema.runs.c.id == run_id)).mappings().first()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r}; `tidal runs ls` lists the runs")
+            run = _decode_run(dict(row))
+            run["params"] = {k: json.loads(v) for k, v in connection.execute(
+                select(schema.params.c.key, schema.params.c.value).where(schema.params.c.run_id == run_id))}
+            run["tags"] = self._tags(connection, [run_id]).get(run_id, {})
+        return run
+
+    def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
+                  search: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        self.mark_lost()
+        runs = schema.runs
+        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if project:
+            query = query.where(runs.c.project == project)
+        if status:
+            query = query.where(runs.c.status == status)
+        if search:
+            pattern = f"%{search}%"
+            query = query.where(or_(runs.c.name.like(pattern), runs.c.id.like(pattern),
+                                    runs.c.project.like(pattern)))
+        if tag:
+            query = query.where(runs.c.id.in_(_tag_filter(tag)))
+        with self._connect() as connection:
+            found = [_decode_run(dict(row)) for row in connection.execute(query).mappings()]
+            tags = self._tags(connection, [run["id"] for run in found])
+        return [run | {"tags": tags.get(run["id"], {})} for run in found]
+
+    def _tags(self, connection: Connection, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = defaultdict(dict)
+        if run_ids:
+            rows = connection.execute(select(schema.tags).where(schema.tags.c.run_id.in_(run_ids)))
+            for run_id, key, value in rows:
+                found[run_id][key] = value
+        return found
+
+    def metrics(self, run_id: str, keys: list[str] | None = None) -> dict[str, list[tuple[int | None, float, float]]]:
+        table = schema.metrics
+        query = select(table.c.key, table.c.step, table.c.value, table.c.timestamp).where(
+            table.c.run_id == run_id).order_by(table.c.id)
+        if keys:
+            query = query.where(table.c.key.in_(keys))
+        points: dict[str, list[tuple[int | None, float, float]]] = defaultdict(list)
+        with self._connect() as connection:
+            for key, step, value, stamp in connection.execute(query):
+                points[key].append((step, math.nan if value is None else value, stamp))
+        return dict(points)
+
+    def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        table = schema.logs
+        query = (select(table.c.id, table.c.stream, table.c.text, table.c.timestamp)
+                 .where(table.c.run_id == run_id, table.c.id > after).order_by(table.c.id).limit(limit))
+        with self._connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def images(self, run_id: str) -> list[dict[str, Any]]:
+        table = schema.images
+        query = select(table.c.key, table.c.step, table.c.artifact, table.c.width, table.c.height,
+                       table.c.timestamp).where(table.c.run_id == run_id).order_by(table.c.id)
+        with self._connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        table = schema.artifacts
+        query = select(table).where(table.c.run_id == run_id).order_by(table.c.name)
+        with self._connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def projects(self) -> list[str]:
+        with self._connect() as connection:
+            query = select(schema.runs.c.project).distinct().order_by(schema.runs.c.project)
+            return [project for (project,) in connection.execute(query)]
+
+    def mark_lost(self, now: float | None = None) -> int:
+        """Runs still 'running' whose process is gone (or silent too long) become 'lost'."""
+        now = now or time.time()
+        runs = schema.runs
+        query = select(runs.c.id, runs.c.host, runs.c.pid, runs.c.heartbeat_at, runs.c.started_at).where(
+            runs.c.status == RunStatus.RUNNING.value)
+        with self._connect() as connection:
+            candidates = list(connection.execute(query))
+        lost = [run_id for run_id, host, pid, beat, started in candidates
+                if _is_lost(host, pid, beat or started, now)]
+        if lost:
+            with self._begin() as connection:
+                connection.execute(update(runs).where(runs.c.id.in_(lost), runs.c.status == "running")
+                                   .values(status=RunStatus.LOST.value, ended_at=now))
+        return len(lost)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _begin(self) -> Any:
+        return _Guard(self.engine, begin=True)
+
+    def _connect(self) -> Any:
+        return _Guard(self.engine, begin=False)
+
+
+class _Guard:
+    """A connection (or transaction) whose database errors become StoreError with a hint."""
+
+    def __init__(self, engine: Engine, begin: bool) -> None:
+        self.engine = engine
+        self.begin = begin
+
+    def __enter__(self) -> Connection:
+        try:
+            self.context = self.engine.begin() if self.begin else self.engine.connect()
+            return self.context.__enter__()  # type: ignore[no-any-return]
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot reach the store {self.engine.url!r}: {error}") from error
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self.context.__exit__(kind, error, trace)
+        if isinstance(error, SQLAlchemyError) and not isinstance(error, IntegrityError):
+            raise StoreError(f"store {self.engine.url!r} failed: {str(error).splitlines()[0]}") from error
+
+
+def _is_lost(host: str | None, pid: int | None, last_sign: float, now: float) -> bool:
+    if host == socket.gethostname() and pid and not _alive(pid):
+        return True
+    return now - last_sign > LOST_AFTER_SECONDS
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _upsert(connection: Connection, table: Any, run_id: str, values: dict[str, Any]) -> None:
+    connection.execute(delete(table).where(table.c.run_id == run_id, table.c.key.in_(list(values))))
+    connection.execute(insert(table), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+
+
+def _tag_filter(tag: str) -> Any:
+    key, _, value = tag.partition("=")
+    query = select(schema.tags.c.run_id).where(schema.tags.c.key == key)
+    return query.where(schema.tags.c.value == value) if value else query
+
+
+def _encode_run(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: json.dumps(value, default=str) if key in RUN_JSON_FIELDS and value is not None else value
+            for key, value in run.items()}
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: json.loads(value) if key in RUN_JSON_FIELDS and value else value
+            for key, value in row.items()}
+

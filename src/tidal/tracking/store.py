@@ -1,0 +1,136 @@
+"""The Store plug-in point: where runs and everything they log are kept.
+
+Implementations: :class:`~tidal.tracking.sqlstore.SQLStore` (SQLAlchemy over the embedded SQLite
+file or a PostgreSQL server) and ``HTTPStore`` (a tidal server, when ``TIDAL_TRACKING_URI`` is an
+http(s) URL). All pass ``tests/tracking/store_suite.py``.
+
+Runs are plain dicts with the columns of ``tidal.tracking.schema.runs``; JSON columns (config,
+git, environment, stats, argv) are decoded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tidal.errors import ConfigError, UsageError
+
+LOST_AFTER_SECONDS = 90.0  # a running run whose heartbeat is older than this is lost
+RUN_JSON_FIELDS = ("config", "git", "environment", "stats", "argv")
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    LOST = "lost"  # its process died without saying so
+
+
+class RunNotFound(UsageError):
+    """No run with that id in this store."""
+
+
+@dataclass
+class Batch:
+    """What a run logged since the last flush, written in one transaction.
+
+    ``batch_id`` makes a retried batch idempotent. Metrics are ``(key, step, value, timestamp)``,
+    logs ``(stream, text, timestamp)``, images dicts with key, step, artifact, width, height and
+    timestamp.
+    """
+
+    batch_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: list[tuple[str, int | None, float, float]] = field(default_factory=list)
+    logs: list[tuple[str, str, float]] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    heartbeat: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.params or self.tags or self.metrics or self.logs or self.images)
+
+
+class Store:
+    """Base class of stores. Every method raises NotImplementedError here."""
+
+    def create_run(self, run: dict[str, Any]) -> None:
+        """Insert a new run (id, project, name, kind, status, started_at, ...)."""
+        raise NotImplementedError
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Change a run's columns (status, ended_at, error, stats, heartbeat_at...)."""
+        raise NotImplementedError
+
+    def log_batch(self, run_id: str, batch: Batch) -> None:
+        """Apply a batch once, in one transaction (a repeated ``batch_id`` is ignored)."""
+        raise NotImplementedError
+
+    def put_artifact(self, run_id: str, name: str, source: Path | bytes | BinaryIO,
+                     max_bytes: int | None = None) -> dict[str, Any]:
+        """Store a file, bytes or a stream as artifact ``name`` of the run (streamed, hashed)
+        and record it; returns name, uri, size, sha256, created_at."""
+        raise NotImplementedError
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        """A streamed reader of one artifact; ArtifactNotFound when there is none."""
+        raise NotImplementedError
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """One run with its params and tags; RunNotFound when there is none."""
+        raise NotImplementedError
+
+    def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
+                  search: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Runs, newest first, filtered by project, status, tag (key or key=value) and text."""
+        raise NotImplementedError
+
+    def metrics(self, run_id: str, keys: list[str] | None = None) -> dict[str, list[tuple[int | None, float, float]]]:
+        """Each metric's points ``(step, value, timestamp)`` in logging order."""
+        raise NotImplementedError
+
+    def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Console output chunks with ``id`` greater than ``after`` (for a live tail)."""
+        raise NotImplementedError
+
+    def images(self, run_id: str) -> list[dict[str, Any]]:
+        """Logged images: key, step, artifact name, size."""
+        raise NotImplementedError
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Artifacts: name, uri, size, sha256, created_at."""
+        raise NotImplementedError
+
+    def projects(self) -> list[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(uri: str | None = None, *, home: Path | None = None, token: str | None = None,
+               artifacts: str | None = None) -> Store:
+    """The store ``uri`` names: None → ``$TIDAL_TRACKING_URI`` or the embedded SQLite file.
+
+    ``sqlite:///path``, ``postgresql://user@host/db`` or ``http(s)://host:port`` (a tidal server,
+    authenticated with ``token`` or ``$TIDAL_TOKEN``). ``artifacts`` is where a SQL store keeps
+    files: a folder (default ``$TIDAL_HOME/artifacts``) or ``s3://bucket/prefix``.
+    """
+    uri = uri or os.environ.get("TIDAL_TRACKING_URI") or None
+    if uri and uri.startswith(("http://", "https://")):
+        from tidal.tracking.httpstore import HTTPStore
+
+        return HTTPStore(uri, token=token or os.environ.get("TIDAL_TOKEN"))
+    from tidal.database import open_engine, sqlite_url
+    from tidal.tracking.sqlstore import SQLStore
+
+    if uri and not uri.startswith(("sqlite", "postgresql", "postgres")):
+        raise ConfigError(f"unknown store URL {uri!r}; use sqlite:///path, postgresql://... or http(s)://...")
+    from tidal.tracking.artifacts import open_artifact_store
+
+    artifacts = artifacts or os.environ.get("TIDAL_ARTIFACTS") or None
+    return SQLStore(open_engine(uri or sqlite_url(home)), open_artifact_store(artifacts, home=home))

@@ -1,0 +1,53 @@
+"""The SQL store on the embedded SQLite file and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from store_suite import StoreSuite
+
+from tidal.tracking.store import Store, open_store
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def project() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+class TestSQLiteStore(StoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        store = open_store(None, home=tmp_path / "home")
+        yield store
+        store.close()
+
+
+@pytest.mark.skipif(not postgres_reachable(), reason="no PostgreSQL server on 127.0.0.1:5432")
+class TestPostgresStore(StoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        store = open_store(POSTGRES_URL, home=tmp_path / "home")
+        yield store
+        store.close()
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    from tidal.errors import StoreError
+
+    with pytest.raises(StoreError, match="cannot open the store at postgresql"):
+        open_store("postgresql://postgres@127.0.0.1:9/none", home=tmp_path)
