@@ -65,7 +65,8 @@ class Run:
 
     def _record(self, name: str | None, kind: str, config: dict[str, Any] | None, parent_id: str | None,
                 job_id: str | None, capture: bool) -> dict[str, Any]:
-        record: dict[str, Any] = {"id": self.id, "project": self.project, "kind": kind, "status": RunStatus.RUNNING.value,
+        record: dict[str, Any] = {
+                  "id": self.id, "project": self.project, "kind": kind, "status": RunStatus.RUNNING.value,
                   "name": name or Path(sys.argv[0] or "python").stem or "run", "config": config,
                   "parent_id": parent_id, "job_id": job_id, "host": socket.gethostname(),
                   "pid": os.getpid(), "started_at": time.time(), "heartbeat_at": time.time()}
