@@ -10,6 +10,7 @@ from tidal.cli import config as config_commands
 from tidal.cli import jobs as jobs_commands
 from tidal.cli import map as map_command
 from tidal.cli import results as results_commands
+from tidal.cli import runs as runs_commands
 from tidal.errors import TidalError
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.command("map")(map_command.map_)
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(results_commands.app, name="results")
 app.add_typer(config_commands.app, name="config")
+app.add_typer(runs_commands.app, name="runs")
 
 
 def main() -> None:

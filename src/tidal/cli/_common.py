@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from rich.console import Console
+
 from tidal.config.job import load_config
 from tidal.errors import UsageError
 from tidal.sinks.results import find_job
@@ -22,3 +24,11 @@ def job_id_from(db: sqlite3.Connection, reference: str, stage: int | None = None
             raise UsageError(f"{path} has stages 0..{len(jobs) - 1}; --stage {index} is out of range")
         return jobs[index].job_id
     return find_job(db, reference)
+
+
+def console() -> Console:
+    """A rich console that does not squeeze tables into 80 columns in logs and pipes."""
+    output = Console()
+    if not output.is_terminal:
+        output.width = max(output.width, 140)
+    return output

@@ -7,12 +7,11 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tidal.cli._common import job_id_from
-from tidal.jobs.inspect import job_detail, list_jobs
+from tidal.cli._common import console, job_id_from
 from tidal.database import connect
+from tidal.jobs.inspect import job_detail, list_jobs
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 
@@ -28,7 +27,7 @@ def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = Fa
     for job in jobs:
         table.add_row(job["id"], job["name"], job["status"], str(job["done"]), str(job["failed"]),
                       "?" if job["total_items"] is None else str(job["total_items"]), _when(job["updated_at"]))
-    Console().print(table)
+    console().print(table)
 
 
 @app.command("show")
@@ -48,22 +47,22 @@ def show(
 
 
 def _print_detail(detail: dict) -> None:  # type: ignore[type-arg]
-    console = Console()
-    console.print(f"[bold]job {detail['id']}[/] {detail['name']} — {detail['status']}")
-    console.print(f"items: {detail['done']} done, {detail['failed']} failed, total "
+    output = console()
+    output.print(f"[bold]job {detail['id']}[/] {detail['name']} — {detail['status']}")
+    output.print(f"items: {detail['done']} done, {detail['failed']} failed, total "
                   f"{detail['total_items'] if detail['total_items'] is not None else '?'}; "
                   f"partitions: {detail['partitions_done']} done, {detail['partitions_failed']} failed")
     if detail["config_file"]:
-        console.print(f"config: {detail['config_file']}")
+        output.print(f"config: {detail['config_file']}")
     for run in detail["runs"]:
         stats = run["stats"]
-        console.print(f"run {run['id']} {run['status']} {_when(run['started_at'])}: "
+        output.print(f"run {run['id']} {run['status']} {_when(run['started_at'])}: "
                       f"{stats.get('items_per_second', 0)} items/s")
     if detail["failures"]:
         table = Table("kind", "key / partition", "error", title="failures")
         for failure in detail["failures"]:
             table.add_row(failure["kind"], failure["key"], failure["error"])
-        console.print(table)
+        output.print(table)
 
 
 def _when(timestamp: float | None) -> str:

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tidal.cli._common import job_id_from
+from tidal.cli._common import console, job_id_from
+from tidal.database import connect
 from tidal.sinks.export import export as export_results
 from tidal.sinks.summary import STATISTICS, summarize
-from tidal.database import connect
 
 app = typer.Typer(help="Export and summarise a job's results.", no_args_is_help=True)
 
@@ -69,7 +68,4 @@ def _table(records: list[dict]) -> None:  # type: ignore[type-arg]
         group = str(record["group"])
         numbers = [f"{record[name]:.4g}" for name in STATISTICS]
         table.add_row(Path(group).name if short else group, record["field"], *numbers)
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 140)  # logs and pipes: do not squeeze the columns
-    console.print(table)
+    console().print(table)

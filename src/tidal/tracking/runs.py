@@ -1,4 +1,11 @@
-"""Run records: every execution (a ``tidal map`` today; scripts and services later) is a run."""
+"""The run record of a ``tidal map``: written on the ledger's own SQLite connection.
+
+A job is a run like any other (kind ``job``) in the same ``runs`` table the Run API and the
+dashboard use; it is written here rather than through the background writer of
+:mod:`tidal.tracking.run` because the job's single writer already holds a connection and
+commits at its own pace. Live progress (``stats``) and the heartbeat are updated every few
+seconds, so a dashboard shows the job moving and a killed job becomes ``lost``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+from tidal.tracking.capture import environment, git_state
 from tidal.tracking.store import RunStatus
 
 
@@ -23,15 +31,17 @@ class RunRecord:
         self.id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
         db.execute(
-            "INSERT INTO runs (id, kind, name, job_id, status, config, argv, host, pid, started_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.id, kind, name, job_id, RunStatus.RUNNING.value, json.dumps(config),
-             json.dumps(sys.argv), socket.gethostname(), os.getpid(), self.started_at),
+            "INSERT INTO runs (id, project, kind, name, job_id, status, config, argv, git, environment,"
+            " host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.id, "jobs", kind, name, job_id, RunStatus.RUNNING.value, json.dumps(config),
+             json.dumps(sys.argv), json.dumps(git_state()), json.dumps(environment()),
+             socket.gethostname(), os.getpid(), self.started_at, self.started_at),
         )
 
     def update(self, stats: dict[str, Any]) -> None:
-        """Store live statistics (progress) while the run goes on."""
-        self.db.execute("UPDATE runs SET stats = ? WHERE id = ?", (json.dumps(stats), self.id))
+        """Store live statistics (progress) and the heartbeat while the run goes on."""
+        self.db.execute("UPDATE runs SET stats = ?, heartbeat_at = ? WHERE id = ?",
+                        (json.dumps(stats), time.time(), self.id))
 
     def finish(self, status: RunStatus, stats: dict[str, Any]) -> None:
         self.db.execute(
