@@ -7,6 +7,9 @@ Example::
     [job] = tidal.load_config("examples/dominant-colors/job.hjson")
     report = tidal.run_job(job)
     print(report.done, report.failed_items)
+
+    run = tidal.init(project="detectron2", name="inference", config={"score": 0.5})
+    run.log_metric("loss", 0.3, step=10)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tidal.errors import (
 from tidal.jobs.runner import JobReport, run_job
 from tidal.processors.base import Processor, Resources
 from tidal.sources.base import Item, Partition, Source
+from tidal.tracking.run import Run, current_run, init, start_run
 
 __version__ = "0.1.0"
 
@@ -39,11 +43,15 @@ __all__ = [
     "Processor",
     "ProcessorError",
     "Resources",
+    "Run",
     "Source",
     "SourceError",
     "StoreError",
     "TidalError",
     "UsageError",
+    "current_run",
+    "init",
     "load_config",
     "run_job",
+    "start_run",
 ]
