@@ -8,8 +8,10 @@ The hierarchy::
     ├── SourceError             an input cannot be listed or read (a missing file, an empty glob)
     │   └── DecodeError         one file or item cannot be decoded (corrupt, truncated, not media)
     ├── ProcessorError          user code raised inside setup/process
-    ├── StoreError              TIDAL_HOME or the SQLite file cannot be used
-    └── JobLockedError          another ``tidal map`` is running the same job (exit 2)
+    ├── StoreError              TIDAL_HOME, the SQLite file or the store's server cannot be used
+    ├── JobLockedError          another ``tidal map`` is running the same job (exit 2)
+    └── (in tidal.tracking)     RunNotFound and ArtifactNameError (UsageError), ArtifactNotFound,
+                                ArtifactTooLarge, ArtifactStoreError (TidalError)
 
 Dependencies' exceptions (PyAV, sqlite3, Pillow) are wrapped where they enter tidal, so a user
 always reads what was wrong, where, and what to do.
