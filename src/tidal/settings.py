@@ -8,10 +8,10 @@
 | segment_frames | - | 256 | a video is cut at keyframes into segments of at least this many frames |
 | images_per_partition | - | 64 | images per partition for the ``Images`` source |
 | inflight_per_worker | - | 2 | partitions queued ahead per worker (bounds memory) |
-| tracking_uri | ``TIDAL_TRACKING_URI`` | (empty: the embedded store) | ``sqlite:///...``, ``postgresql://...`` or a tidal server ``http(s)://host:port`` |
+| tracking_uri | ``TIDAL_TRACKING_URI`` | embedded | ``sqlite:///...``, ``postgresql://...``, ``http(s)://`` |
 | token | ``TIDAL_TOKEN`` | (empty) | bearer token for a tidal server |
-| artifacts | ``TIDAL_ARTIFACTS`` | ``<home>/artifacts`` | where a SQL store keeps files: a folder or ``s3://bucket/prefix`` |
-| s3_endpoint_url | ``TIDAL_S3_ENDPOINT_URL`` | (empty: AWS) | endpoint of an S3-protocol store (MinIO...); credentials from the usual ``AWS_*`` variables |
+| artifacts | ``TIDAL_ARTIFACTS`` | ``<home>/artifacts`` | a SQL store's files: a folder or ``s3://bucket/x`` |
+| s3_endpoint_url | ``TIDAL_S3_ENDPOINT_URL`` | (AWS) | an S3-protocol endpoint (MinIO); keys: ``AWS_*`` |
 """
 
 from __future__ import annotations
