@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from tidal.config.job import JobConfig, parse_job
+from tidal.database import connect
 from tidal.engines.base import Engine
 from tidal.errors import ProcessorError
 from tidal.jobs.runner import run_job
 from tidal.sinks.results import iter_rows
-from tidal.database import connect
 
 
 def range_job(n: int = 200, per_partition: int = 25, **processor: Any) -> JobConfig:

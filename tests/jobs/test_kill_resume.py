@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tidal.config.job import load_config
+from tidal.database import connect
 from tidal.engines.inline import InlineEngine
 from tidal.jobs.runner import run_job
 from tidal.sinks.results import iter_rows
-from tidal.database import connect
 
 
 def write_job(folder: Path, videos: list[Path]) -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tidal.database import connect
 from tidal.engines.base import BatchMessage
 from tidal.jobs.ledger import Ledger
 from tidal.jobs.plan import Plan
 from tidal.sources.base import Partition
-from tidal.database import connect
 
 
 def row(partition: str, key: str, error: str | None = None) -> tuple[object, ...]:

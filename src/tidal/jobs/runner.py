@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tidal.config.job import JobConfig
+from tidal.database import connect
 from tidal.engines.base import BatchMessage, Engine, Work
 from tidal.jobs.ledger import JobStatus, Ledger
 from tidal.jobs.lock import JobLock
@@ -15,7 +16,6 @@ from tidal.jobs.plan import Plan
 from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.settings import home
 from tidal.tracking.runs import RunRecord, RunStatus
-from tidal.database import connect
 
 LIVE_UPDATE_SECONDS = 2.0
 
