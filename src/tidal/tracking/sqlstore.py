@@ -18,7 +18,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from tidal.errors import StoreError
 from tidal.tracking import schema
 from tidal.tracking.artifacts import ArtifactStore
-from tidal.tracking.store import LOST_AFTER_SECONDS, RUN_JSON_FIELDS, Batch, RunNotFound, RunStatus, Store
+from tidal.tracking.store import (
+    LOST_AFTER_SECONDS,
+    RUN_JSON_FIELDS,
+    Batch,
+    RunExists,
+    RunNotFound,
+    RunStatus,
+    Store,
+)
 
 
 class SQLStore(Store):
@@ -29,8 +37,12 @@ class SQLStore(Store):
         self.artifact_store = artifacts
 
     def create_run(self, run: dict[str, Any]) -> None:
-        with self._begin() as connection:
-            connection.execute(insert(schema.runs).values(**_encode_run(run)))
+        try:
+            with self._begin() as connection:
+                connection.execute(insert(schema.runs).values(**_encode_run(run)))
+        except IntegrityError:
+            raise RunExists(f"run {run['id']!r} already exists; choose another id "
+                            "(a client retrying its own create can ignore this)") from None
 
     def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
         with self._begin() as connection:

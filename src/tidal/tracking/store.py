@@ -34,6 +34,10 @@ class RunNotFound(UsageError):
     """No run with that id in this store."""
 
 
+class RunExists(UsageError):
+    """A run with that id is already in the store (409; a client retrying a create ignores it)."""
+
+
 @dataclass
 class Batch:
     """What a run logged since the last flush, written in one transaction.

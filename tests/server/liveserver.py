@@ -1,0 +1,81 @@
+"""Helpers of the server tests: a real uvicorn server on 127.0.0.1 over a real store (SQLite in a
+temporary folder, or the PostgreSQL server of ``.ci/run``)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tidal.database import sqlite_url
+from tidal.tracking.store import Store, open_store
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TOKEN = "test-token-0123456789"
+
+
+def postgres_reachable() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+needs_postgres = pytest.mark.skipif(not postgres_reachable(), reason="no PostgreSQL server on 127.0.0.1:5432")
+
+
+def sqlite_store(home: Path) -> Store:
+    return open_store(sqlite_url(home), home=home, artifacts=str(home / "artifacts"))
+
+
+def postgres_store(home: Path) -> Store:
+    return open_store(POSTGRES_URL, home=home, artifacts=str(home / "artifacts"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """uvicorn serving an app in a thread; ``url`` is ``http://127.0.0.1:<port>``."""
+
+    url: str
+    port: int
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(app: Any, port: int | None = None, delay: float = 0.0, wait: bool = True) -> LiveServer:
+    """Serve ``app`` on 127.0.0.1:``port`` (a free one by default), after ``delay`` seconds."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none",
+                            http="h11", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+
+    def serve() -> None:
+        time.sleep(delay)
+        server.run()
+
+    thread = threading.Thread(target=serve, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    live = LiveServer(f"http://127.0.0.1:{port}", port, server, thread)
+    deadline = time.monotonic() + 10 + delay
+    while wait and not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.01)
+    return live
