@@ -253,3 +253,37 @@ def test_artifacts_from_bytes_files_and_streams_round_trip(sqlite_server: LiveSe
         assert [log["stream"] for log in store.logs(run_id, after=0, limit=1)] == ["stderr"]
     finally:
         store.close()
+
+
+def test_a_script_logs_to_a_team_server_through_the_environment(sqlite_server: LiveServer, tmp_path: Path,
+                                                                 project: str) -> None:
+    """The two-line set-up of a user's script, pointed at a server by TIDAL_TRACKING_URI."""
+    import subprocess
+    import sys
+
+    weights = tmp_path / "model_final.pkl"
+    weights.write_bytes(b"w" * 10_000)
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np, tidal\n"
+        f"run = tidal.init(project={project!r}, name='remote', config={{'lr': 0.1}})\n"
+        "run.log_metrics({'loss': 0.5, 'acc': float('nan')}, step=1)\n"
+        "run.log_image('inferred', np.zeros((4, 6, 3), np.uint8), step=1)\n"
+        f"run.log_artifact({str(weights)!r})\n"
+        "print('trained')\n")
+    env = os.environ | {"TIDAL_TRACKING_URI": sqlite_server.url, "TIDAL_TOKEN": TOKEN,
+                        "TIDAL_HOME": str(tmp_path / "unused")}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    store = HTTPStore(sqlite_server.url, token=TOKEN)
+    try:
+        [run] = store.list_runs(project=project)
+        assert run["status"] == "completed" and run["config"] == {"lr": 0.1}
+        metrics = store.metrics(run["id"])
+        assert metrics["loss"][0][1] == 0.5 and math.isnan(metrics["acc"][0][1])
+        assert [(i["key"], i["width"], i["height"]) for i in store.images(run["id"])] == [("inferred", 6, 4)]
+        assert {a["name"]: a["size"] for a in store.artifacts(run["id"])}["model_final.pkl"] == 10_000
+        assert "trained" in "".join(log["text"] for log in store.logs(run["id"]))
+    finally:
+        store.close()
+    assert not (tmp_path / "unused").exists()  # nothing was written locally
