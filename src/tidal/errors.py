@@ -10,8 +10,9 @@ The hierarchy::
     ├── ProcessorError          user code raised inside setup/process
     ├── StoreError              TIDAL_HOME, the SQLite file or the store's server cannot be used
     ├── JobLockedError          another ``tidal map`` is running the same job (exit 2)
-    └── (in tidal.tracking)     RunNotFound and ArtifactNameError (UsageError), ArtifactNotFound,
-                                ArtifactTooLarge, ArtifactStoreError (TidalError)
+    ├── (in tidal.tracking)     RunNotFound, RunExists, ArtifactNameError (UsageError),
+    │                           ArtifactNotFound, ArtifactTooLarge, ArtifactStoreError
+    └── (in tidal.serve)        RequestError: a processor's hook answering a request with a 4xx
 
 Dependencies' exceptions (PyAV, sqlite3, Pillow) are wrapped where they enter tidal, so a user
 always reads what was wrong, where, and what to do.

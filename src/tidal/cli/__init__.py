@@ -11,6 +11,7 @@ from tidal.cli import jobs as jobs_commands
 from tidal.cli import map as map_command
 from tidal.cli import results as results_commands
 from tidal.cli import runs as runs_commands
+from tidal.cli import serve as serve_command
 from tidal.cli import server as server_commands
 from tidal.errors import TidalError
 
@@ -22,6 +23,7 @@ app.command("map")(map_command.map_)
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(results_commands.app, name="results")
 app.add_typer(config_commands.app, name="config")
+app.command("serve")(serve_command.serve)
 app.add_typer(runs_commands.app, name="runs")
 app.command("server")(server_commands.server)
 app.command("ui")(server_commands.ui)

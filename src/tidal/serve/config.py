@@ -1,0 +1,290 @@
+"""A service's config: which processor to serve, and how (HTTP, batching, scaling, uploads).
+
+A service config file (hjson, JSON, YAML or TOML) uses the same object specs and ``imports``
+as a job config; ``source`` and ``engine`` make no sense for a service and are refused::
+
+    {
+      processor: {"tidal.processors.repetitions.RepetitionCounter": {max_period: 4}}
+      imports: []                      # modules besides tidal the config may name
+      name: repetitions                # the service's name (its tracked run's name)
+      project: services                # the tracking project of its run
+      http: {max_batch_size: 4, idle_timeout: 300, allow_urls: ["s3://uploads"]}
+      media: {video: "clip", width: 112}
+    }
+
+``tidal serve package.module:ClassName`` serves a class with default settings instead.
+
+Loading a service config never imports the processor's module: the front process stays light
+(the processor is imported, validated and described in a short-lived worker process, see
+:func:`tidal.serve.worker.describe_processor`).
+
+``http`` settings, their defaults, and the ``tidal serve`` flag that overrides each:
+
+- ``max_batch_size`` (the processor's ``batch_size``; ``--max-batch-size``): items per
+  ``process()`` call; a 300-frame video decoded frame by frame is 300 items.
+- ``max_wait_ms`` (0; ``--max-wait-ms``): how long a batch's first item may wait for more
+  before it is processed. 0 never waits: requests that arrive while the worker is busy still
+  leave together as the next batch.
+- ``idle_timeout`` (300; ``--idle-timeout``): seconds without a request after which a worker
+  exits, releasing its memory and GPU.
+- ``min_workers`` (0; ``--min-workers``): workers kept while idle; 0 scales to zero.
+- ``max_workers`` (1; ``--max-workers``): workers started under load.
+- ``queue_limit`` (100; ``--queue-limit``): requests held while no worker can take them (cold
+  start, load); more get 503 with ``Retry-After``.
+- ``request_timeout`` (120; ``--request-timeout``): seconds a request may take, waiting
+  included, before a 504.
+- ``max_upload_bytes`` (100 MiB; ``--max-upload-bytes``): the body limit, enforced while the
+  body streams in (413).
+- ``allow_urls`` ([]; ``--allow-url``): URL prefixes ``{"url": ...}`` requests may name:
+  ``s3://bucket/prefix``, ``s3://*`` (any bucket), ``file:///folder``, ``https://host/path``
+  (an artifact store's URLs are ``file://`` or ``s3://`` ones). Nothing else is fetched (403).
+  ``s3://`` URLs use ``$TIDAL_S3_ENDPOINT_URL`` as the artifact store does.
+
+``media`` says how uploaded or fetched images and videos become items: ``video`` is
+``"frames"`` (one item per frame, an ``HxWx3`` uint8 array) or ``"clip"`` (one item per video,
+a :class:`~tidal.sources.clips.Clip`); when it is not set, a processor class attribute
+``video_input = "clip"`` chooses, else frames. ``width``/``height`` scale frames and images
+(clips default to 112 px wide, as :func:`~tidal.sources.clips.decode_clip`), ``fps`` and
+``max_frames`` select frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import posixpath
+import typing
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tidal.config.files import read_config_file
+from tidal.config.job import PROCESSOR_EXAMPLE, _imports
+from tidal.config.spec import ObjectSpec, is_allowed, require_spec
+from tidal.config.typecheck import mismatch
+from tidal.errors import ConfigError
+from tidal.settings import allowed_modules
+
+TOP_LEVEL_KEYS = ("processor", "imports", "name", "project", "http", "media")
+DEFAULT_PROJECT = "services"
+VideoInput = Literal["frames", "clip"]
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    """How the service answers and scales (see the table in this module's docstring)."""
+
+    max_batch_size: int | None = None
+    max_wait_ms: float = 0.0
+    idle_timeout: float = 300.0
+    min_workers: int = 0
+    max_workers: int = 1
+    queue_limit: int = 100
+    request_timeout: float = 120.0
+    max_upload_bytes: int = 100 * 1024 * 1024
+    allow_urls: list[str] = field(default_factory=list)
+
+    def check(self, where: str = "http") -> None:
+        """Raise ConfigError naming the setting when a value is out of range."""
+        _at_least(where, "max_batch_size", self.max_batch_size, 1)
+        _at_least(where, "max_wait_ms", self.max_wait_ms, 0)
+        _above(where, "idle_timeout", self.idle_timeout)
+        _at_least(where, "min_workers", self.min_workers, 0)
+        _at_least(where, "max_workers", self.max_workers, 1)
+        _at_least(where, "queue_limit", self.queue_limit, 0)
+        _above(where, "request_timeout", self.request_timeout)
+        _at_least(where, "max_upload_bytes", self.max_upload_bytes, 1)
+        if self.min_workers > self.max_workers:
+            raise ConfigError(f"{where}: min_workers ({self.min_workers}) is above max_workers "
+                              f"({self.max_workers}); raise max_workers or lower min_workers")
+        for index, prefix in enumerate(self.allow_urls):
+            parse_allowed_url(prefix, f"{where}.allow_urls[{index}]")
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How uploaded images and videos are decoded (see this module's docstring)."""
+
+    video: VideoInput | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    max_frames: int | None = None
+
+    def check(self, where: str = "media") -> None:
+        _at_least(where, "width", self.width, 2)
+        _at_least(where, "height", self.height, 2)
+        _above(where, "fps", self.fps)
+        _at_least(where, "max_frames", self.max_frames, 1)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """A validated service config; the processor spec is checked by name, not imported yet."""
+
+    processor: ObjectSpec
+    imports: list[str]
+    name: str
+    project: str = DEFAULT_PROJECT
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    origin: str = ""
+
+    @property
+    def allowed(self) -> list[str]:
+        """Module prefixes the processor spec may name (besides ``tidal``)."""
+        return [*self.imports, *allowed_modules()]
+
+    def with_http(self, **changes: Any) -> ServiceConfig:
+        """A copy with some ``http`` settings changed (checked)."""
+        http = dataclasses.replace(self.http, **changes)
+        http.check()
+        return dataclasses.replace(self, http=http)
+
+
+def load_service(path: str | Path, http: dict[str, Any] | None = None,
+                 media: dict[str, Any] | None = None) -> ServiceConfig:
+    """Read and check a service config file; ``http`` and ``media`` override its settings."""
+    path = Path(path)
+    raw = read_config_file(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a service config is one mapping of top-level keys "
+                          f"({', '.join(TOP_LEVEL_KEYS)}), got {type(raw).__name__}")
+    try:
+        return parse_service(raw, str(path), path.parent, http, media)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def service_from_target(target: str, http: dict[str, Any] | None = None,
+                        media: dict[str, Any] | None = None) -> ServiceConfig:
+    """The service for ``package.module:ClassName`` (its module is allowed), default settings."""
+    module, _, name = target.partition(":")
+    if not module or not name or not all(part.isidentifier() for part in [*module.split("."), name]):
+        raise ConfigError(f"{target!r} is neither a service config file nor package.module:ClassName; "
+                          "check the path, or write e.g. mypackage.models:Detector")
+    data = {"processor": {f"{module}.{name}": {}}, "imports": [module], "name": name}
+    return parse_service(data, target, Path.cwd(), http, media)
+
+
+def parse_service(
+    data: dict[str, Any], origin: str, folder: Path = Path("."), http: dict[str, Any] | None = None,
+    media: dict[str, Any] | None = None,
+) -> ServiceConfig:
+    """Check a service config's top-level keys, processor spec and settings."""
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        hint = " (a service has no source or engine: requests are its input)" if {"source", "engine"} & set(unknown) \
+            else ""
+        raise ConfigError(f"unknown top-level key(s) {', '.join(map(repr, unknown))}{hint}; "
+                          f"allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    if "processor" not in data:
+        raise ConfigError(f"missing top-level key 'processor', e.g. processor: {PROCESSOR_EXAMPLE}")
+    imports = _imports(data.get("imports", []), folder)
+    spec = require_spec(data["processor"], "processor", PROCESSOR_EXAMPLE)
+    _check_allowed(spec, [*imports, *allowed_modules()])
+    http_settings = _settings(HTTPSettings, {**_mapping(data, "http"), **(http or {})}, "http")
+    media_settings = _settings(MediaSettings, {**_mapping(data, "media"), **(media or {})}, "media")
+    name = data.get("name") or spec.target.rsplit(".", 1)[-1]
+    project = data.get("project") or DEFAULT_PROJECT
+    for key, value in (("name", name), ("project", project)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return ServiceConfig(spec, imports, name, project, http_settings, media_settings, origin)
+
+
+def _check_allowed(spec: ObjectSpec, allowed: list[str]) -> None:
+    """Refuse names outside the allowed modules, nested specs included, without importing."""
+    if not is_allowed(spec.target, allowed):
+        raise ConfigError(
+            f"{spec.where}: {spec.target!r} is outside the allowed modules (tidal"
+            f"{''.join(', ' + a for a in allowed)}); list its module under 'imports' in the"
+            " config or in TIDAL_ALLOW"
+        )
+    for value in spec.kwargs.values():
+        for nested in value if isinstance(value, list) else [value]:
+            if isinstance(nested, ObjectSpec):
+                _check_allowed(nested, allowed)
+
+
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of settings, got {value!r}")
+    return value
+
+
+_Settings = typing.TypeVar("_Settings", HTTPSettings, MediaSettings)
+
+
+def _settings(kind: type[_Settings], values: dict[str, Any], where: str) -> _Settings:
+    """Build a settings dataclass from a mapping: unknown keys and wrong types name the key."""
+    hints = typing.get_type_hints(kind)
+    names = [f.name for f in dataclasses.fields(kind)]
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{where}.{key}: unknown setting; {hint}known: {', '.join(names)}")
+        expected = mismatch(value, hints[key])
+        if expected is not None:
+            raise ConfigError(f"{where}.{key}: expected {expected}, got {value!r} ({type(value).__name__})")
+    plain: dict[str, Any] = {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+    settings = kind(**plain)
+    settings.check(where)
+    return settings
+
+
+def _at_least(where: str, key: str, value: float | None, minimum: float) -> None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"{where}.{key}: must be at least {minimum}, not {value}")
+
+
+def _above(where: str, key: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"{where}.{key}: must be above 0, not {value}")
+
+
+# --- the URL allow-list -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllowedURL:
+    """One allow-list entry: a scheme, a bucket or host (``*``: any), a path prefix."""
+
+    scheme: str
+    netloc: str
+    path: str
+
+    def allows(self, scheme: str, netloc: str, path: str) -> bool:
+        if scheme != self.scheme or (self.netloc != "*" and netloc != self.netloc):
+            return False
+        prefix = self.path.rstrip("/")
+        return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def parse_allowed_url(prefix: str, where: str = "allow_urls") -> AllowedURL:
+    """Parse an allow-list entry such as ``s3://uploads/videos`` or ``file:///srv/media``."""
+    parts = urllib.parse.urlsplit(prefix)
+    if not parts.scheme or "://" not in prefix or parts.query or parts.fragment:
+        raise ConfigError(f"{where}: {prefix!r} is not a URL prefix; write e.g. s3://bucket/prefix, "
+                          "s3://* (any bucket), file:///folder or https://host/path")
+    if parts.scheme != "file" and not parts.netloc:
+        raise ConfigError(f"{where}: {prefix!r} names no bucket or host; write {parts.scheme}://bucket "
+                          f"(or {parts.scheme}://* to allow any)")
+    netloc = "" if parts.scheme == "file" and parts.netloc == "localhost" else parts.netloc
+    return AllowedURL(parts.scheme.lower(), netloc, posixpath.normpath(parts.path) if parts.path else "")
+
+
+def url_allowed(url: str, allowed: list[str]) -> bool:
+    """True when ``url`` lies under one of the ``allowed`` prefixes (``..`` never passes)."""
+    parts = urllib.parse.urlsplit(url)
+    path = urllib.parse.unquote(parts.path)
+    if not parts.scheme or parts.query or parts.fragment or ".." in path.split("/"):
+        return False
+    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+        return False
+    netloc = "" if parts.scheme == "file" else parts.netloc
+    entries = [parse_allowed_url(prefix) for prefix in allowed]
+    return any(entry.allows(parts.scheme.lower(), netloc, path) for entry in entries)
