@@ -10,6 +10,8 @@ from tidal.processors.base import FunctionProcessor, Processor, Resources
 _LAZY = {
     "DominantColors": "tidal.processors.dominant_colors",
     "NoOp": "tidal.processors.noop",
+    "PoseKeypoints": "tidal.processors.pose",
+    "RepetitionCounter": "tidal.processors.repetitions",
 }
 
 __all__ = ["FunctionProcessor", "Processor", "Resources", *_LAZY]

@@ -4,7 +4,7 @@ A service config file (hjson, JSON, YAML or TOML) uses the same object specs and
 as a job config; ``source`` and ``engine`` make no sense for a service and are refused::
 
     {
-      processor: {"tidal.processors.repetitions.RepetitionCounter": {max_period: 4}}
+      processor: {"tidal.processors.RepetitionCounter": {max_period: 4}}
       imports: []                      # modules besides tidal the config may name
       name: repetitions                # the service's name (its tracked run's name)
       project: services                # the tracking project of its run

