@@ -14,6 +14,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -23,27 +24,45 @@ from tidal.tracking.store import RunStatus
 
 
 class RunRecord:
-    """Writes one run's row: config, status, start and end, counts and throughput."""
+    """Writes one run's row: config, status, start and end, counts and throughput.
+
+    Git state and the environment (a tenth of a second to collect) are gathered in a thread so
+    the job's start does not wait for them; they are written with the next update.
+    """
 
     def __init__(self, db: sqlite3.Connection, kind: str, name: str, job_id: str | None,
                  config: dict[str, Any]) -> None:
         self.db = db
         self.id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
+        self.captured: dict[str, Any] = {}
+        self.capture = threading.Thread(target=self._capture, name="tidal-capture", daemon=True)
+        self.capture.start()
         db.execute(
-            "INSERT INTO runs (id, project, kind, name, job_id, status, config, argv, git, environment,"
-            " host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, project, kind, name, job_id, status, config, argv, host, pid, started_at,"
+            " heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.id, "jobs", kind, name, job_id, RunStatus.RUNNING.value, json.dumps(config),
-             json.dumps(sys.argv), json.dumps(git_state()), json.dumps(environment()),
-             socket.gethostname(), os.getpid(), self.started_at, self.started_at),
+             json.dumps(sys.argv), socket.gethostname(), os.getpid(), self.started_at, self.started_at),
         )
+
+    def _capture(self) -> None:
+        self.captured = {"git": json.dumps(git_state()), "environment": json.dumps(environment())}
+
+    def _write_capture(self) -> None:
+        if self.captured:
+            self.db.execute("UPDATE runs SET git = ?, environment = ? WHERE id = ?",
+                            (self.captured["git"], self.captured["environment"], self.id))
+            self.captured = {}
 
     def update(self, stats: dict[str, Any]) -> None:
         """Store live statistics (progress) and the heartbeat while the run goes on."""
+        self._write_capture()
         self.db.execute("UPDATE runs SET stats = ?, heartbeat_at = ? WHERE id = ?",
                         (json.dumps(stats), time.time(), self.id))
 
     def finish(self, status: RunStatus, stats: dict[str, Any]) -> None:
+        self.capture.join(timeout=30)
+        self._write_capture()
         self.db.execute(
             "UPDATE runs SET status = ?, ended_at = ?, stats = ? WHERE id = ?",
             (status.value, time.time(), json.dumps(stats), self.id),
