@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from tidal.tracking.runs import list_runs
+from tidal.tracking.job_runs import list_runs
 
 _JOB_COLUMNS = ("id", "name", "status", "config_file", "created_at", "updated_at", "total_items")
 

@@ -15,7 +15,7 @@ from tidal.jobs.lock import JobLock
 from tidal.jobs.plan import Plan
 from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.settings import home
-from tidal.tracking.runs import RunRecord, RunStatus
+from tidal.tracking.job_runs import RunRecord, RunStatus
 
 LIVE_UPDATE_SECONDS = 2.0
 
