@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tidal.errors import ConfigError, DecodeError, SourceError
-from tidal.sources._paths import fingerprint
+from tidal.sources._paths import fingerprint, fingerprint_bytes
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.video import VideoFrames
 
@@ -166,6 +166,14 @@ def test_fingerprint_follows_content_not_the_file(
         file.write(b"\0")
     assert fingerprint(copy) != fingerprint(bikes_mp4)
     assert read_all(VideoFrames(str(copy), max_frames=1))[0].key.endswith(f"@{fingerprint(copy)}#0")
+
+
+def test_an_edit_in_the_middle_of_a_same_size_file_changes_the_fingerprint(
+    bikes_mp4: Path, corrupt_mp4: Path
+) -> None:
+    assert corrupt_mp4.stat().st_size == bikes_mp4.stat().st_size
+    assert fingerprint(corrupt_mp4) != fingerprint(bikes_mp4)
+    assert fingerprint_bytes(bikes_mp4.read_bytes()) == fingerprint(bikes_mp4)
 
 
 def test_a_file_changed_after_listing_is_not_read(

@@ -112,34 +112,42 @@ def _absolute(path: Path) -> Path:
 
 
 def fingerprint(path: str | Path) -> str:
-    """A cheap identity of a file's content: 12 hex digits of sha256(size, head, tail).
+    """A cheap identity of a file's content: 12 hex digits of a sha256 over its size and five
+    64 KiB samples (the start, the end, and at a quarter, half and three quarters).
 
-    The first and last 64 KiB and the size are hashed, not the modification time, so a copy
-    of a file keeps its fingerprint and a changed file gets a new one.
+    Content, not the modification time: a copy of a file keeps its fingerprint, a changed file
+    gets a new one. An edit that changes neither the size nor any sample goes unseen; reading
+    five blocks keeps listing a million files cheap.
     """
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            head = file.read(FINGERPRINT_CHUNK)
-            file.seek(max(0, size - FINGERPRINT_CHUNK))
-            tail = file.read(FINGERPRINT_CHUNK)
+            samples = []
+            for offset in _sample_offsets(size):
+                file.seek(offset)
+                samples.append(file.read(FINGERPRINT_CHUNK))
     except OSError as error:
         raise SourceError(
             f"cannot read {path}: {error.strerror or error}; check it exists and is readable"
         ) from error
-    return _digest(size, head, tail)
+    return _digest(size, samples)
 
 
 def fingerprint_bytes(data: bytes) -> str:
     """:func:`fingerprint` of content already in memory (the same value as for its file)."""
     size = len(data)
-    return _digest(size, data[:FINGERPRINT_CHUNK], data[max(0, size - FINGERPRINT_CHUNK) :])
+    return _digest(size, [data[offset : offset + FINGERPRINT_CHUNK] for offset in _sample_offsets(size)])
 
 
-def _digest(size: int, head: bytes, tail: bytes) -> str:
+def _sample_offsets(size: int) -> list[int]:
+    last = max(0, size - FINGERPRINT_CHUNK)
+    return [0, *(min(last, size * quarter // 4) for quarter in (1, 2, 3)), last]
+
+
+def _digest(size: int, samples: list[bytes]) -> str:
     hasher = hashlib.sha256(size.to_bytes(8, "little"))
-    hasher.update(head)
-    hasher.update(tail)
+    for sample in samples:
+        hasher.update(sample)
     return hasher.hexdigest()[:12]
 
 
