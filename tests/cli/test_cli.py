@@ -137,3 +137,16 @@ def test_config_show_prints_canonical_form(tmp_path: Path, carphone_mp4: Path) -
                                   "method": "fast", "seed": 0}
     check = run(tmp_path, "config", "check", str(config))
     assert check.returncode == 0 and shown["job_id"] in check.stdout
+
+
+def test_show_of_a_config_that_never_ran_says_how_to_run_it(tmp_path: Path, carphone_mp4: Path) -> None:
+    config = tmp_path / "job.hjson"
+    config.write_text(f'{{source: {{"tidal.sources.VideoFrames": {{paths: "{carphone_mp4}"}}}}\n'
+                      'processor: {"tidal.processors.DominantColors": {}}}')
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"source": {"tidal.sources.Range": {"n": 3}},
+                                 "processor": {"tidal.processors.NoOp": {}}, "engine": {"inline": {}}}))
+    assert run(tmp_path / "home", "map", str(other), "-q").returncode == 0
+    shown = run(tmp_path / "home", "jobs", "show", str(config))
+    assert shown.returncode == 2
+    assert "has not run in this TIDAL_HOME yet" in shown.stderr and f"tidal map {config}" in shown.stderr

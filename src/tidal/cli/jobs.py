@@ -11,6 +11,7 @@ from rich.table import Table
 
 from tidal.cli._common import console, job_id_from
 from tidal.database import connect
+from tidal.errors import UsageError
 from tidal.jobs.inspect import job_detail, list_jobs
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
@@ -39,7 +40,10 @@ def show(
 ) -> None:
     """Show a job: status, counts, runs, and its failures with their errors and item keys."""
     db = connect(create=False)
-    detail = job_detail(db, job_id_from(db, job, stage), failures)
+    job_id = job_id_from(db, job, stage)
+    detail = job_detail(db, job_id, failures)
+    if detail is None:
+        raise UsageError(f"job {job_id} ({job}) has not run in this TIDAL_HOME yet; `tidal map {job}` runs it")
     if as_json:
         typer.echo(json.dumps(detail, indent=2))
         return

@@ -11,10 +11,12 @@ from tidal.tracking.job_runs import list_runs
 _JOB_COLUMNS = ("id", "name", "status", "config_file", "created_at", "updated_at", "total_items")
 
 
-def list_jobs(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every job with its done and failed item counts, most recently updated first."""
-    counts = _item_counts(db)
-    rows = db.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs ORDER BY updated_at DESC")
+def list_jobs(db: sqlite3.Connection, job_id: str | None = None) -> list[dict[str, Any]]:
+    """Every job (or one) with its done and failed item counts, most recently updated first."""
+    counts = _item_counts(db, job_id)
+    where = " WHERE id = ?" if job_id else ""
+    rows = db.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs{where} ORDER BY updated_at DESC",
+                      (job_id,) if job_id else ())
     jobs = []
     for row in rows:
         job = dict(zip(_JOB_COLUMNS, row, strict=True))
@@ -23,16 +25,22 @@ def list_jobs(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return jobs
 
 
-def _item_counts(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+def _item_counts(db: sqlite3.Connection, job_id: str | None) -> dict[str, tuple[int, int]]:
+    """Counted from the ledger itself: one job's items only when asked for one."""
+    where = " WHERE job_id = ?" if job_id else ""
     rows = db.execute(
-        "SELECT job_id, SUM(status = 'done'), SUM(status = 'failed') FROM items GROUP BY job_id"
+        f"SELECT job_id, SUM(status = 'done'), SUM(status = 'failed') FROM items{where} GROUP BY job_id",
+        (job_id,) if job_id else (),
     )
     return {job_id: (int(done or 0), int(failed or 0)) for job_id, done, failed in rows}
 
 
-def job_detail(db: sqlite3.Connection, job_id: str, max_failures: int = 20) -> dict[str, Any]:
-    """One job: its row, counts, partitions, runs and first failures."""
-    job = next(j for j in list_jobs(db) if j["id"] == job_id)
+def job_detail(db: sqlite3.Connection, job_id: str, max_failures: int = 20) -> dict[str, Any] | None:
+    """One job: its row, counts, partitions, runs and first failures; None when there is none."""
+    found = list_jobs(db, job_id)
+    if not found:
+        return None
+    job = found[0]
     (config,) = db.execute("SELECT config FROM jobs WHERE id = ?", (job_id,)).fetchone()
     partitions = dict(db.execute(
         "SELECT status, COUNT(*) FROM partitions WHERE job_id = ? GROUP BY status", (job_id,)

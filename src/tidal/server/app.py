@@ -703,14 +703,9 @@ def _job_routes(api: APIRouter, jobs_home: Path | None) -> None:
         if jobs_home is None:
             raise HTTPException(404, detail="this server shows no jobs: `tidal map` jobs live in the embedded "
                                             "store; run `tidal ui` (or `tidal server` without --store) where they ran")
-        from tidal.jobs.inspect import job_detail, list_jobs
+        from tidal.jobs.inspect import job_detail
 
-        def detail(db: sqlite3.Connection) -> dict[str, Any] | None:
-            if not any(found["id"] == job_id for found in list_jobs(db)):
-                return None
-            return job_detail(db, job_id)
-
-        found = _read_jobs(jobs_home, detail) if _has_jobs(jobs_home) else None
+        found = _read_jobs(jobs_home, lambda db: job_detail(db, job_id)) if _has_jobs(jobs_home) else None
         if found is None:
             raise HTTPException(404, detail=f"no job {job_id!r}; GET {API_PREFIX}/jobs lists the jobs")
         return _json(found)

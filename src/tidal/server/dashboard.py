@@ -370,9 +370,8 @@ def _packages(packages: Any) -> list[str]:
 
 def _job_detail(db: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
     """The job with its progress and the live figures of its newest run, or None when unknown."""
-    try:
-        detail = job_detail(db, job_id, max_failures=MAX_FAILURES_SHOWN)
-    except StopIteration:  # job_detail's way of saying there is no such job
+    detail = job_detail(db, job_id, max_failures=MAX_FAILURES_SHOWN)
+    if detail is None:
         return None
     latest = detail["runs"][0] if detail["runs"] else {}
     stats = latest.get("stats") or {}
