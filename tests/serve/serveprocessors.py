@@ -17,16 +17,18 @@ from tidal.sources.base import Item
 class Echo(Processor):
     """``{"value": the item, "pid", "batch": items in its batch}``; ``setup_seconds`` sleeps in
     setup, ``process_seconds`` per batch (``slow_seconds`` more when the item is "slow"); the
-    item ``crash_on`` kills the worker, ``fail_on`` raises."""
+    item ``crash_on`` kills the worker, ``fail_on`` raises, ``hang_on`` never returns (an hour)."""
 
     def __init__(self, setup_seconds: float = 0.0, process_seconds: float = 0.0, batch_size: int = 8,
-                 crash_on: str = "crash", fail_on: str = "fail", slow_seconds: float = 0.0) -> None:
+                 crash_on: str = "crash", fail_on: str = "fail", slow_seconds: float = 0.0,
+                 hang_on: str = "hang") -> None:
         self.setup_seconds = setup_seconds
         self.process_seconds = process_seconds
         self.batch_size = batch_size
         self.crash_on = crash_on
         self.fail_on = fail_on
         self.slow_seconds = slow_seconds
+        self.hang_on = hang_on
 
     def setup(self) -> None:
         time.sleep(self.setup_seconds)
@@ -37,6 +39,8 @@ class Echo(Processor):
                 os._exit(3)
             if item.data == self.fail_on:
                 raise RuntimeError(f"refusing {item.data!r}")
+            if item.data == self.hang_on:  # an endless loop, a deadlocked GPU call
+                time.sleep(3600)
             if item.data == "slow":
                 time.sleep(self.slow_seconds)
         time.sleep(self.process_seconds)

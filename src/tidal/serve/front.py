@@ -17,7 +17,10 @@ Scaling, all on the event loop:
   memory) is gone;
 - a request over ``request_timeout`` gets a 504 (the worker is told to drop it); a worker that
   dies fails its requests with a 502 naming the cause and an error id, and a new one starts
-  when requests need it.
+  when requests need it;
+- a worker whose ``process()`` has not returned after ``request_timeout`` plus
+  ``WATCHDOG_GRACE_SECONDS`` (an endless loop, a deadlocked GPU call) is killed (the watchdog):
+  it would keep its slot and its GPU memory; what it held gets a 504 and a new one starts.
 
 The service is a tracked run (kind ``service``): requests, latency percentiles, cold starts and
 worker lifetimes are logged every ``REPORT_SECONDS`` through the run's background writer.
@@ -56,6 +59,7 @@ LOG = logging.getLogger("tidal.serve")
 IDLE_CHECK_SECONDS = 0.1
 REPORT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 10.0  # a stopping worker still alive after this is killed
+WATCHDOG_GRACE_SECONDS = 1.0  # a batch in process() this long past request_timeout: the worker is killed
 SETUP_RETRY_SECONDS = 5.0  # after a worker failed to start, requests fail fast this long (no crash loop)
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024  # read and drop this much of a refused body, so the client reads the 413
 BATCHES_AHEAD = 2  # a worker is given requests until it holds this many batches of items
@@ -339,7 +343,10 @@ class Service:
         elif kind == "accepted":
             if message[1] in worker.items:
                 worker.items[message[1]] = message[2]
+        elif kind == "busy":
+            worker.busy_since = time.monotonic()
         elif kind == "batch":
+            worker.busy_since = None
             self.metrics.observe_batch(message[1], message[2])
         elif kind == "cancelled":
             self._finish(worker, message[1], None)
@@ -397,6 +404,10 @@ class Service:
         self.tracker.worker_exited(lifetime, reason)
         if reason == "crash":
             self._on_crash(worker, previous, _exit_reason(code))
+        elif reason == "stuck":
+            self._fail_outstanding(worker, 504, f"the processor did not return within request_timeout "
+                                   f"({self.http.request_timeout:g} s); its worker was killed and a new one "
+                                   "replaces it; retry, or raise request_timeout (--request-timeout)")
         else:
             LOG.info("worker %d (pid %s) exited after %.1f s (%s): its memory is released", worker.number,
                      worker.pid, lifetime, reason.replace("_", " "))
@@ -408,15 +419,19 @@ class Service:
     def _on_crash(self, worker: WorkerProcess, previous: WorkerState, why: str) -> None:
         LOG.error("worker %d (pid %s) died (%s) with %d request(s) in progress", worker.number, worker.pid, why,
                   len(worker.outstanding))
-        for request in worker.outstanding.values():
-            request.answer(error_reply(
-                502, f"the model worker crashed ({why}) while processing this request; a new worker replaces it, "
-                "retry the request (if it crashes the worker again, it is the cause)", log=True))
+        self._fail_outstanding(worker, 502, f"the model worker crashed ({why}) while processing this request; a "
+                               "new worker replaces it, retry the request (if it crashes the worker again, it is "
+                               "the cause)")
         if previous is WorkerState.STARTING:
             self.last_setup_error = f"the worker process died while starting ({why})"
             self.setup_failed_at = time.monotonic()
             if not self._ready_workers():
                 self._fail_waiting(502, f"the model worker crashed while starting ({why}); see the service's log")
+
+    def _fail_outstanding(self, worker: WorkerProcess, status: int, message: str) -> None:
+        """Answer the requests a dead worker held (most may have had their 504 already)."""
+        for request in worker.outstanding.values():
+            request.answer(error_reply(status, message, log=True))
 
     def _fail_waiting(self, status: int, message: str) -> None:
         while self.waiting:
@@ -431,8 +446,9 @@ class Service:
 
     def _check_workers(self) -> None:
         """Stop workers idle for idle_timeout (newest first, down to min_workers); kill the
-        ones that do not stop."""
+        ones that do not stop, and the stuck ones."""
         now = time.monotonic()
+        self._kill_stuck(now)
         live = sum(w.state in (WorkerState.STARTING, WorkerState.READY) for w in self.workers)
         for worker in reversed(self._ready_workers()):
             idle = now - worker.last_active
@@ -447,6 +463,22 @@ class Service:
                 LOG.warning("worker %d (pid %s) did not stop in %g s: killing it", worker.number, worker.pid,
                             STOP_GRACE_SECONDS)
                 worker.kill()
+
+    def _kill_stuck(self, now: float) -> None:
+        """Kill workers whose process() outlived request_timeout: a stuck worker would keep its slot
+        and its (GPU) memory, and time out every request sent to it. _on_exit then fails what it held
+        and the usual scaling replaces it."""
+        limit = self.http.request_timeout + WATCHDOG_GRACE_SECONDS
+        for worker in self.workers:
+            if worker.busy_since is None or now - worker.busy_since <= limit:
+                continue
+            LOG.error("worker %d (pid %s) has been in process() for %.1f s, over request_timeout (%g s): killing "
+                      "it (%d request(s) held)", worker.number, worker.pid, now - worker.busy_since,
+                      self.http.request_timeout, len(worker.outstanding))
+            worker.busy_since = None
+            worker.state = WorkerState.STOPPING  # no more requests for it; the scaling may start another
+            self.exit_reasons[worker.number] = "stuck"
+            worker.kill()
 
     # --- reporting ----------------------------------------------------------------------
 
@@ -686,7 +718,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"description": "The processor raised; the body has an `error_id` also in the service's log."},
     502: {"description": "The model worker crashed while processing the request; it is replaced."},
     503: {"description": "Too many requests waiting (`queue_limit`); see `Retry-After`."},
-    504: {"description": "The request took longer than `request_timeout`."},
+    504: {"description": "The request took longer than `request_timeout` (a worker stuck in `process()` is "
+                        "killed and replaced)."},
 }
 
 

@@ -9,7 +9,7 @@
     tidal_serve_cold_starts_total                  workers started while none was ready
     tidal_serve_cold_start_seconds                 start to ready of every worker (histogram)
     tidal_serve_worker_starts_total{reason=...}    cold, scale_up, min_workers
-    tidal_serve_worker_exits_total{reason=...}     idle, crash, setup_failed, shutdown
+    tidal_serve_worker_exits_total{reason=...}     idle, crash, stuck, setup_failed, shutdown
     tidal_serve_workers{state=...}                 workers starting, ready, stopping
     tidal_serve_queue_requests                     requests held for a worker
 

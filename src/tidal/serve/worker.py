@@ -14,6 +14,7 @@ The conversation::
                      ("ready", info)                or ("setup_failed", message, traceback)
     front → worker   ("request", id, kind, data)    kind: "json", "upload" or "url"
     worker → front   ("accepted", id, items)        decoded into that many items
+                     ("busy", items)                a batch went into process() (the front's watchdog)
                      ("batch", items, requests, seconds)
                      ("result", id, json_bytes) | ("error", id, status, body, traceback) | ("cancelled", id)
     front → worker   ("cancel", id)                 the request timed out: drop its items
@@ -202,6 +203,7 @@ class WorkerProcess:
         self.outstanding: dict[str, Any] = {}  # request id → the front's request object
         self.items: dict[str, int] = {}  # request id → items (1 until the worker says)
         self.stop_requested: float | None = None
+        self.busy_since: float | None = None  # a batch is in process() since then (None: not busy)
         self.process: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -444,6 +446,7 @@ class ModelWorker:
 
     def _run_batch(self, pieces: list[Any]) -> None:
         started = time.perf_counter()
+        self.channel.send(("busy", len(pieces)))  # so the front can kill a process() that never returns
         groups: dict[str, list[Any]] = {}
         for piece in pieces:
             groups.setdefault(piece.request_id, []).append(piece)

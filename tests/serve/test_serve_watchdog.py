@@ -1,0 +1,45 @@
+"""The watchdog: a worker stuck in process() past request_timeout is killed and replaced."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from servehelpers import echo, pid_alive, running_front, wait_for
+
+
+def test_a_worker_stuck_in_process_is_killed_and_replaced() -> None:
+    with running_front(echo(), request_timeout=1.5) as front:
+        pid = front.predict("warm").json()["results"][0]["pid"]
+        started = time.monotonic()
+        stuck = front.predict("hang")
+        assert stuck.status_code == 504 and stuck.json()["error_id"]
+        assert time.monotonic() - started < 4.0
+        wait_for(lambda: not pid_alive(pid), 5, f"the stuck worker {pid} was not killed")
+        assert pid not in front.worker_pids()
+        after = front.predict("after")
+        assert after.status_code == 200, after.text
+        assert after.json()["results"][0]["pid"] != pid
+        assert front.metric('tidal_serve_worker_exits_total{reason="stuck"}') == 1
+
+
+def test_requests_held_by_a_stuck_worker_get_the_watchdogs_504() -> None:
+    with running_front(echo(batch_size=1), request_timeout=3.0) as front:
+        pid = front.predict("warm").json()["results"][0]["pid"]
+
+        def late() -> httpx.Response:
+            """Sent while the worker is stuck (2.5 s in): its own deadline (5.5 s) falls after the
+            watchdog fires (about 4 s), with 1.5 s of margin either way for a loaded machine."""
+            time.sleep(2.5)
+            return httpx.post(f"{front.url}/v1/predict", json="queued", timeout=30)
+
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(late)
+            assert front.predict("hang").status_code == 504
+            response = held.result(10)
+        assert response.status_code == 504, response.text
+        error = response.json()["error"]
+        assert "did not return within request_timeout (3 s)" in error and "killed" in error
+        assert response.json()["error_id"]
+        wait_for(lambda: not pid_alive(pid), 5, f"the stuck worker {pid} was not killed")
