@@ -10,25 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import uvicorn
 
+from pgserver import POSTGRES_URL
 from tidal.database import sqlite_url
 from tidal.tracking.store import Store, open_store
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TOKEN = "test-token-0123456789"
-
-
-def postgres_reachable() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-needs_postgres = pytest.mark.skipif(not postgres_reachable(), reason="no PostgreSQL server on 127.0.0.1:5432")
 
 
 def sqlite_store(home: Path) -> Store:

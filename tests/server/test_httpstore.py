@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from liveserver import TOKEN, LiveServer, free_port, needs_postgres, postgres_store, sqlite_store, start_server
+from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store, start_server
 from store_suite import StoreSuite, new_run
 
+from pgserver import needs_postgres
 from tidal.errors import ConfigError, StoreError, UsageError
 from tidal.server.app import create_app
 from tidal.tracking.artifacts import ArtifactNameError, ArtifactNotFound, ArtifactTooLarge

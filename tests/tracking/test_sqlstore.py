@@ -9,19 +9,8 @@ from pathlib import Path
 import pytest
 from store_suite import StoreSuite
 
+from pgserver import POSTGRES_URL, needs_postgres
 from tidal.tracking.store import Store, open_store
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def postgres_reachable() -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -37,7 +26,7 @@ class TestSQLiteStore(StoreSuite):
         store.close()
 
 
-@pytest.mark.skipif(not postgres_reachable(), reason="no PostgreSQL server on 127.0.0.1:5432")
+@needs_postgres
 class TestPostgresStore(StoreSuite):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
