@@ -86,13 +86,6 @@ class Ledger:
         )
         return {key for (key,) in rows}
 
-    def count_done(self, partition_id: PartitionId) -> int:
-        (count,) = self.db.execute(
-            "SELECT COUNT(*) FROM items WHERE job_id = ? AND partition_id = ? AND status = 'done'",
-            (self.job_id, partition_id),
-        ).fetchone()
-        return int(count)
-
     def record(self, message: BatchMessage) -> None:
         """Write one batch's rows and, when it closes its partition, the partition's state."""
         with _transaction(self.db):
