@@ -1,6 +1,6 @@
 """``tidal server`` (a team's tracking server) and ``tidal ui`` (the embedded store's dashboard).
 
-Both run ``tidal.server.app.create_app`` with uvicorn. ``tidal server`` refuses to listen beyond
+Both run ``tidal.tracking.server.app.create_app`` with uvicorn. ``tidal server`` refuses to listen beyond
 the loopback interface without a token: whoever reaches the port could read and write every run.
 """
 
@@ -125,7 +125,7 @@ class _HideTokens(logging.Filter):
 
 
 def _app(store_url: str, artifacts: str | None, token: str | None) -> FastAPI:
-    from tidal.server.app import create_app
+    from tidal.tracking.server.app import create_app
     from tidal.tracking.store import open_store
 
     store = open_store(store_url, artifacts=artifacts)

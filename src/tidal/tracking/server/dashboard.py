@@ -10,7 +10,7 @@ Pages (HTML, Jinja2 with autoescape; small hand-written JavaScript, no front-end
 | ``/jobs``, ``/jobs/{id}`` | batch jobs: progress, throughput, ETA, failures with their errors and item keys |
 | ``/static/{name}`` | the dashboard's CSS and JavaScript (package data) |
 
-The pages' JavaScript reads the REST API of ``tidal.server.app`` (``/api/v1/runs/{id}/logs``,
+The pages' JavaScript reads the REST API of ``tidal.tracking.server.app`` (``/api/v1/runs/{id}/logs``,
 ``/metrics`` and ``/artifacts/{name}``) for live updates, images and downloads.
 
 Example::
@@ -41,7 +41,7 @@ from fastapi.responses import HTMLResponse, Response
 from tidal.database import connect
 from tidal.errors import StoreError
 from tidal.jobs.inspect import job_detail, list_jobs
-from tidal.server.app import presented_token, token_matches
+from tidal.tracking.server.app import presented_token, token_matches
 from tidal.tracking.store import RunNotFound, RunStatus, Store
 
 TEMPLATES = Path(__file__).parent / "templates"

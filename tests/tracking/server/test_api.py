@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store
 
+from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store
 from pgserver import needs_postgres
-from tidal.server.app import create_app
+from tidal.tracking.server.app import create_app
 
 API = "/api/v1"
 

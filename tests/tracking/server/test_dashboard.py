@@ -38,11 +38,11 @@ from tidal.tracking.capture import environment
 from tidal.tracking.store import Batch, Store, open_store
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to test the dashboard")
-app_module = pytest.importorskip("tidal.server.app", reason="the REST API (tidal.server.app) is not there yet")
+app_module = pytest.importorskip("tidal.tracking.server.app", reason="the REST API (tidal.tracking.server.app) is not there yet")
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
-ENGINE_HELPERS = Path(__file__).parents[1] / "engines"  # the Square processor of the engine suite
+SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
+ENGINE_HELPERS = Path(__file__).parents[2] / "engines"  # the Square processor of the engine suite
 XSS_NAME = "<script>alert(1)</script>"
 
 

@@ -751,9 +751,9 @@ def _public_routes(app: FastAPI) -> None:
 
 def _include_dashboard(app: FastAPI, store: Store, jobs_home: Path | None) -> None:
     """The dashboard's pages (and its ``static/`` folder at ``/static``), when the module exists."""
-    if importlib.util.find_spec("tidal.server.dashboard") is None:
+    if importlib.util.find_spec("tidal.tracking.server.dashboard") is None:
         return
-    dashboard = importlib.import_module("tidal.server.dashboard")
+    dashboard = importlib.import_module("tidal.tracking.server.dashboard")
     app.include_router(dashboard.router(store, jobs_home))
     static = Path(__file__).parent / "static"
     if static.is_dir() and not any(getattr(route, "name", None) == "static" for route in app.routes):

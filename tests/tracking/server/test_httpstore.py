@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store, start_server
 from store_suite import StoreSuite, new_run
 
+from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store, start_server
 from pgserver import needs_postgres
 from tidal.errors import ConfigError, StoreError, UsageError
-from tidal.server.app import create_app
 from tidal.tracking.artifacts import ArtifactNameError, ArtifactNotFound, ArtifactTooLarge
 from tidal.tracking.httpstore import HTTPStore
+from tidal.tracking.server.app import create_app
 from tidal.tracking.store import Batch, RunNotFound, Store, open_store
 
 

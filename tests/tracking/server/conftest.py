@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from liveserver import TOKEN, LiveServer, sqlite_store, start_server
 
-from tidal.server.app import create_app
+from liveserver import TOKEN, LiveServer, sqlite_store, start_server
+from tidal.tracking.server.app import create_app
 
 # the shared Store suite (tests/tracking/store_suite.py), which the HTTP store must pass too
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracking"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture
