@@ -21,7 +21,7 @@ Example::
     with store.open(run_id, "model_final.pkl") as file:
         header = file.read(16)
 
-Errors (all :class:`~tidal.errors.TidalError`)::
+Errors (all :class:`~tidal.errors.TidalError`, defined in :mod:`tidal.errors`)::
 
     TidalError
     ├── UsageError
@@ -50,7 +50,15 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, NoReturn, cast
 
 from tidal import settings
-from tidal.errors import ConfigError, TidalError, UsageError
+from tidal.errors import (  # the artifact errors live in tidal.errors; imported from here too
+    ArtifactNameError,
+    ArtifactNotFound,
+    ArtifactStoreError,
+    ArtifactTooLarge,
+    ConfigError,
+    TidalError,
+    UsageError,
+)
 
 ENDPOINT_ENV = "TIDAL_S3_ENDPOINT_URL"
 MAX_NAME_LENGTH = 512
@@ -66,28 +74,6 @@ MAX_PARTS = 9_000
 OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az", "adl"})
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-class ArtifactNameError(UsageError):
-    """A run id or artifact name is not allowed (absolute, ``..``, control characters...)."""
-
-
-class ArtifactNotFound(TidalError):
-    """The run has no artifact of that name."""
-
-    exit_code = 2
-
-
-class ArtifactTooLarge(TidalError):
-    """A streamed upload went past its size limit; nothing was kept."""
-
-    exit_code = 2
-
-
-class ArtifactStoreError(TidalError):
-    """The artifact store cannot be reached or written (endpoint, bucket, credentials, disk)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
