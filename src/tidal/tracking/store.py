@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tidal.errors import ConfigError, UsageError
+from tidal.errors import ConfigError, RunExists, RunNotFound, UsageError  # noqa: F401  (Run*: moved to tidal.errors)
 
 LOST_AFTER_SECONDS = 90.0  # a running run whose heartbeat is older than this is lost
 RUN_JSON_FIELDS = ("config", "git", "environment", "stats", "argv")
@@ -28,14 +28,6 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     LOST = "lost"  # its process died without saying so
-
-
-class RunNotFound(UsageError):
-    """No run with that id in this store."""
-
-
-class RunExists(UsageError):
-    """A run with that id is already in the store (409; a client retrying a create ignores it)."""
 
 
 @dataclass
