@@ -19,7 +19,7 @@ from tidal.errors import StoreError
 from tidal.settings import DB_FILENAME, home
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 HEAD_REVISION = "0001"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,15 +35,20 @@ def connect(state_home: Path | None = None, create: bool = True) -> sqlite3.Conn
     path = folder / DB_FILENAME
     if not create and not path.exists():
         raise StoreError(f"no tidal state in {folder}: run `tidal map` first or set TIDAL_HOME")
+    return connect_file(path)
+
+
+def connect_file(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection (autocommit, WAL) to the SQLite store at ``path``, schema current."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         _tune(connection)
         if _revision(connection) != HEAD_REVISION:
-            upgrade(open_engine(sqlite_url(folder)))
+            upgrade(open_engine(f"sqlite:///{path}"))
     except (OSError, sqlite3.Error) as error:
         raise StoreError(
-            f"cannot use {path} as tidal's state ({error}); make {folder} writable "
+            f"cannot use {path} as tidal's state ({error}); make {path.parent} writable "
             "or point TIDAL_HOME at a writable folder"
         ) from error
     return connection
@@ -133,3 +138,30 @@ def _redacted(url: str) -> str:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class Guarded:
+    """``with Guarded(engine, begin=True) as connection:`` — a transaction (or a plain connection)
+    whose database errors become StoreError naming the store. IntegrityError passes through: the
+    callers that expect one (a repeated id) turn it into their own answer."""
+
+    def __init__(self, engine: Engine, begin: bool) -> None:
+        self.engine = engine
+        self.begin = begin
+
+    def __enter__(self) -> Connection:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            self.context = self.engine.begin() if self.begin else self.engine.connect()
+            return self.context.__enter__()  # type: ignore[no-any-return]
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot reach the store {_redacted(str(self.engine.url))}: {_first_line(error)};"
+                             " check that the database server runs and the URL is right") from error
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+        self.context.__exit__(kind, error, trace)
+        if isinstance(error, SQLAlchemyError) and not isinstance(error, IntegrityError):
+            raise StoreError(f"the store {_redacted(str(self.engine.url))} failed: {_first_line(error)}") from error

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
+from jobrows import job_rows
 from tidal.config.job import JobConfig, parse_job
-from tidal.database import connect
 from tidal.engines.base import Engine
 from tidal.errors import ProcessorError
 from tidal.jobs.runner import run_job
-from tidal.sinks.results import iter_rows
 
 
 def range_job(n: int = 200, per_partition: int = 25, **processor: Any) -> JobConfig:
@@ -29,11 +28,7 @@ def range_job(n: int = 200, per_partition: int = 25, **processor: Any) -> JobCon
 
 
 def rows(home: Path, job: JobConfig, include_failed: bool = False) -> list[dict[str, Any]]:
-    db = connect(home)
-    try:
-        return list(iter_rows(db, job.job_id, include_failed))
-    finally:
-        db.close()
+    return job_rows(home, job.job_id, include_failed)
 
 
 class EngineSuite:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from jobrows import job_rows
 from tidal.config.job import load_config
-from tidal.database import connect
 from tidal.engines.inline import InlineEngine
 from tidal.jobs.runner import run_job
-from tidal.sinks.results import iter_rows
 
 
 def write_job(folder: Path, videos: list[Path]) -> Path:
@@ -51,11 +50,7 @@ def done_count(home: Path) -> int:
 
 
 def exported(home: Path, job_id: str) -> list[dict[str, object]]:
-    db = connect(home)
-    try:
-        return list(iter_rows(db, job_id))
-    finally:
-        db.close()
+    return job_rows(home, job_id)
 
 
 @pytest.mark.slow

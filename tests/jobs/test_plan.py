@@ -8,6 +8,7 @@ from tidal.database import connect
 from tidal.engines.base import BatchMessage
 from tidal.jobs.ledger import Ledger
 from tidal.jobs.plan import Plan
+from tidal.jobs.sqlite_ledger import SQLiteLedger
 from tidal.sources.base import Partition
 
 
@@ -17,7 +18,7 @@ def row(partition: str, key: str, error: str | None = None) -> tuple[object, ...
 
 
 def make_ledger(tmp_path: Path) -> Ledger:
-    ledger = Ledger(connect(tmp_path), "job")
+    ledger = SQLiteLedger(connect(tmp_path), "job")
     ledger.record(BatchMessage("a", [row("a", "a1"), row("a", "a2")], ("done", None)))
     ledger.record(BatchMessage("b", [row("b", "b1"), row("b", "b2", "boom")], ("done", None)))
     ledger.record(BatchMessage("c", [row("c", "c1")], ("failed", "truncated")))

@@ -16,13 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from jobrows import job_rows
 from tidal.config import load_config
-from tidal.database import connect
 from tidal.engines.inline import InlineEngine
 from tidal.errors import ConfigError
 from tidal.jobs.runner import run_job
 from tidal.processors.repetitions import RepetitionCounter, count_repetitions, ping_pong_indexes, pixel_features
-from tidal.sinks.results import iter_rows
 from tidal.sources.base import Item
 from tidal.sources.clips import Clip, decode_clip
 
@@ -197,10 +196,6 @@ def test_the_example_job_runs_one_result_per_video(tmp_path: Path) -> None:
     [job] = load_config(EXAMPLE)
     report = run_job(job, state_home=tmp_path, engine=InlineEngine())
     assert (report.done, report.failed_items, report.exit_code) == (1, 0, 0)
-    db = connect(tmp_path)
-    try:
-        [row] = list(iter_rows(db, job.job_id))
-    finally:
-        db.close()
+    [row] = job_rows(tmp_path, job.job_id)
     assert row["path"].endswith("bikes.mp4") and row["frames"] == 250
     assert row["count"] == 0 and len(row["counts"]) == len(row["period"]) == 250

@@ -1,18 +1,33 @@
-"""What several command groups share: finding a job from an id or a config file."""
+"""What several command groups share: the store to read, finding a job from an id or a config file."""
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
 from rich.console import Console
 
 from tidal.config.job import load_config
-from tidal.errors import UsageError
-from tidal.sinks.results import find_job
+from tidal.errors import StoreError, UsageError
+from tidal.settings import DB_FILENAME, home
+from tidal.tracking.store import Store, open_store
+
+StoreOption = Annotated[Optional[str], typer.Option(
+    "--store", help="Store URL (default: $TIDAL_TRACKING_URI or the embedded store in $TIDAL_HOME).")]
 
 
-def job_id_from(db: sqlite3.Connection, reference: str, stage: int | None = None) -> str:
+def reading_store(url: str | None = None) -> Store:
+    """The store a read-only command looks in; an embedded one that does not exist yet is an error
+    (reading must not create a state folder)."""
+    if not (url or os.environ.get("TIDAL_TRACKING_URI")) and not (home() / DB_FILENAME).exists():
+        raise StoreError(f"no tidal state in {home()}: run `tidal map` first, set TIDAL_HOME, "
+                         "or point TIDAL_TRACKING_URI (or --store) at a team's store")
+    return open_store(url)
+
+
+def job_id_from(store: Store, reference: str, stage: int | None = None) -> str:
     """JOB may be a job id (or a unique prefix) or the config file that defines it."""
     path = Path(reference)
     if path.is_file():
@@ -23,7 +38,7 @@ def job_id_from(db: sqlite3.Connection, reference: str, stage: int | None = None
         if not 0 <= index < len(jobs):
             raise UsageError(f"{path} has stages 0..{len(jobs) - 1}; --stage {index} is out of range")
         return jobs[index].job_id
-    return find_job(db, reference)
+    return store.find_job(reference)
 
 
 def console() -> Console:

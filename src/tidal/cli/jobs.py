@@ -9,18 +9,18 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tidal.cli._common import console, job_id_from
-from tidal.database import connect
+from tidal.cli._common import StoreOption, console, job_id_from, reading_store
 from tidal.errors import UsageError
-from tidal.jobs.inspect import job_detail, list_jobs
+from tidal.tracking.store import JobNotFound
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 
 
 @app.command("ls")
-def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+       store: StoreOption = None) -> None:
     """List jobs, most recently updated first."""
-    jobs = list_jobs(connect(create=False))
+    jobs = reading_store(store).list_jobs()
     if as_json:
         typer.echo(json.dumps(jobs, indent=2))
         return
@@ -37,13 +37,16 @@ def show(
     failures: Annotated[int, typer.Option(help="How many failures to list.")] = 20,
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    store: StoreOption = None,
 ) -> None:
     """Show a job: status, counts, runs, and its failures with their errors and item keys."""
-    db = connect(create=False)
-    job_id = job_id_from(db, job, stage)
-    detail = job_detail(db, job_id, failures)
-    if detail is None:
-        raise UsageError(f"job {job_id} ({job}) has not run in this TIDAL_HOME yet; `tidal map {job}` runs it")
+    found = reading_store(store)
+    job_id = job_id_from(found, job, stage)
+    try:
+        detail = found.get_job(job_id, failures)
+    except JobNotFound:
+        raise UsageError(f"job {job_id} ({job}) has not run in this TIDAL_HOME yet; `tidal map {job}` runs it"
+                         ) from None
     if as_json:
         typer.echo(json.dumps(detail, indent=2))
         return
@@ -59,7 +62,7 @@ def _print_detail(detail: dict) -> None:  # type: ignore[type-arg]
     if detail["config_file"]:
         output.print(f"config: {detail['config_file']}")
     for run in detail["runs"]:
-        stats = run["stats"]
+        stats = run.get("stats") or {}
         output.print(f"run {run['id']} {run['status']} {_when(run['started_at'])}: "
                       f"{stats.get('items_per_second', 0)} items/s")
     if detail["failures"]:

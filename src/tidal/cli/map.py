@@ -10,7 +10,7 @@ import typer
 from tidal.config.job import load_config
 from tidal.engines.base import Engine
 from tidal.jobs.progress import BarProgress, LogProgress, ProgressReporter
-from tidal.jobs.runner import run_job
+from tidal.jobs.runner import JOBS_PROJECT, run_job
 
 
 def map_(
@@ -20,10 +20,13 @@ def map_(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Retry failed items and partitions.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of a progress bar.")] = False,
     stage: Annotated[Optional[int], typer.Option(help="Run only this stage (0-based).")] = None,
+    project: Annotated[str, typer.Option(help="The project the job's runs are recorded in.")] = JOBS_PROJECT,
 ) -> None:
     """Run the job a config defines; the same command again resumes it where it stopped.
 
-    Exit code 0 when every item succeeded, 3 when some failed (see `tidal jobs show`).
+    Exit code 0 when every item succeeded, 3 when some failed (see `tidal jobs show`). The job and
+    its run go to $TIDAL_TRACKING_URI when set (a team's PostgreSQL or tidal server), else to the
+    embedded store in $TIDAL_HOME.
     """
     jobs = load_config(config, _engine_override(engine, workers))
     selected = jobs if stage is None else [jobs[stage]] if 0 <= stage < len(jobs) else []
@@ -34,7 +37,7 @@ def map_(
         engine_object: Engine = job.build_engine()
         try:
             report = run_job(job, engine=engine_object, retry_failed=retry_failed,
-                             progress=_reporter(quiet), config_file=str(config.resolve()))
+                             progress=_reporter(quiet), config_file=str(config.resolve()), project=project)
         except KeyboardInterrupt:
             typer.echo(f"interrupted: results so far are saved; run `tidal map {config}` again to resume",
                        err=True)

@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tidal.cli._common import console, job_id_from
-from tidal.database import connect
+from tidal.cli._common import StoreOption, console, job_id_from, reading_store
 from tidal.sinks.export import export as export_results
 from tidal.sinks.summary import STATISTICS, summarize
 
@@ -28,10 +27,11 @@ def export(
         bool, typer.Option("--include-failed", help="Also failed items, with their error.")
     ] = False,
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+    store: StoreOption = None,
 ) -> None:
     """Write one row per item: key, path, frame_index, ..., then the processor's fields."""
-    db = connect(create=False)
-    count = export_results(db, job_id_from(db, job, stage), output, format, include_failed)
+    found = reading_store(store)
+    count = export_results(found, job_id_from(found, job, stage), output, format, include_failed)
     typer.echo(f"wrote {count} rows to {output}", err=True)
 
 
@@ -43,10 +43,11 @@ def summary(
         "--fields", help="Only fields matching these patterns, e.g. 'shares*'.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+    store: StoreOption = None,
 ) -> None:
     """Count, mean, std, min, quartiles and max of every numeric result field, per group."""
-    db = connect(create=False)
-    records = summarize(db, job_id_from(db, job, stage), by, fields)
+    found = reading_store(store)
+    records = summarize(found, job_id_from(found, job, stage), by, fields)
     if format == "json":
         typer.echo(json.dumps(records, indent=2))
     elif format == "csv":

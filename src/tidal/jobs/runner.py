@@ -1,4 +1,10 @@
-"""The run loop of ``tidal map``: lock, plan, run on an engine, record every batch, report."""
+"""The run loop of ``tidal map``: lock, plan, run on an engine, record every batch, report.
+
+The job, its ledger and its run record all go to one store: the embedded SQLite file by default,
+or whatever ``TIDAL_TRACKING_URI`` names (PostgreSQL, a tidal server), so a job run on one
+machine is listed, followed and exported from another. The run is recorded through the same
+Run API as scripts (project ``jobs`` unless told otherwise), its progress as live statistics.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from tidal.config.job import JobConfig
-from tidal.database import connect
 from tidal.engines.base import BatchMessage, Engine, Work
 from tidal.jobs.ledger import JobStatus, Ledger
 from tidal.jobs.lock import JobLock
 from tidal.jobs.plan import Plan
 from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.settings import home
-from tidal.tracking.job_runs import RunRecord, RunStatus
+from tidal.tracking.run import Run
+from tidal.tracking.store import RunStatus, Store, open_store
+
+JOBS_PROJECT = "jobs"  # the project of a job's runs unless the caller names one
 
 LIVE_UPDATE_SECONDS = 2.0
 
@@ -65,13 +73,18 @@ class _Tally:
 def run_job(
     job: JobConfig,
     *,
+    store: Store | None = None,
     state_home: Path | None = None,
     engine: Engine | None = None,
     retry_failed: bool = False,
     progress: ProgressReporter | None = None,
     config_file: str | None = None,
+    project: str = JOBS_PROJECT,
 ) -> JobReport:
     """Run (or resume) ``job`` to the end and return its report.
+
+    ``store`` defaults to ``$TIDAL_TRACKING_URI`` or the embedded SQLite file of ``state_home``
+    (``$TIDAL_HOME``); the job's lock is always a file in ``state_home``.
 
     Example::
 
@@ -79,17 +92,23 @@ def run_job(
         report = tidal.run_job(job, engine=InlineEngine())
     """
     folder = state_home or home()
-    db = connect(folder)
+    owned = store is None
+    store = store or open_store(home=folder)
     try:
         with JobLock(folder, job.job_id):
-            return _run_locked(job, db, engine, retry_failed, progress or ProgressReporter(), config_file)
+            ledger = store.ledger(job.job_id)
+            try:
+                return _run_locked(job, store, ledger, engine, retry_failed, progress or ProgressReporter(),
+                                   config_file, project)
+            finally:
+                ledger.close()
     finally:
-        db.close()
+        if owned:
+            store.close()
 
 
-def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bool,
-                progress: ProgressReporter, config_file: str | None) -> JobReport:
-    ledger = Ledger(db, job.job_id)
+def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine | None, retry_failed: bool,
+                progress: ProgressReporter, config_file: str | None, project: str) -> JobReport:
     source = job.build_source()
     job.build_processor()  # constructor checks run before any work
     engine = engine or job.build_engine()
@@ -98,7 +117,8 @@ def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bo
     ledger.set_status(JobStatus.RUNNING, plan.total)
     before = ledger.counts()
     tally = _Tally(plan.total, before.done, 0 if retry_failed else before.failed_items)
-    run = RunRecord(db, "job", job.name, job.job_id, job.canonical | engine.describe())
+    run = Run(store, project=project, name=job.name, kind="job", config=job.canonical | engine.describe(),
+              job_id=job.job_id)
     progress.start(job.job_id, job.name, tally.snapshot())
     status = RunStatus.INTERRUPTED
     try:
@@ -114,7 +134,7 @@ def _run_locked(job: JobConfig, db: Any, engine: Engine | None, retry_failed: bo
 
 
 def _consume(messages: Any, ledger: Ledger, plan: Plan, tally: _Tally,
-             progress: ProgressReporter, run: RunRecord) -> None:
+             progress: ProgressReporter, run: Run) -> None:
     last_live = time.monotonic()
     for message in messages:
         ledger.record(message)
@@ -122,7 +142,7 @@ def _consume(messages: Any, ledger: Ledger, plan: Plan, tally: _Tally,
         progress.update(tally.snapshot())
         if time.monotonic() - last_live >= LIVE_UPDATE_SECONDS:
             last_live = time.monotonic()
-            run.update(_stats(tally))
+            run.set_stats(_stats(tally))
 
 
 def _count(message: BatchMessage, plan: Plan, tally: _Tally) -> None:
@@ -137,8 +157,9 @@ def _count(message: BatchMessage, plan: Plan, tally: _Tally) -> None:
         tally.unread += expected
 
 
-def _finish(job: JobConfig, ledger: Ledger, run: RunRecord, tally: _Tally,
+def _finish(job: JobConfig, ledger: Ledger, run: Run, tally: _Tally,
             status: RunStatus, progress: ProgressReporter) -> JobReport:
+    ledger.flush()
     counts = ledger.counts()
     if status is RunStatus.COMPLETED:
         clean = counts.failed_items == 0 and counts.failed_partitions == 0
@@ -146,7 +167,7 @@ def _finish(job: JobConfig, ledger: Ledger, run: RunRecord, tally: _Tally,
     else:
         job_status = JobStatus(status.value)
     ledger.set_status(job_status)
-    run.finish(status, _stats(tally))
+    run.finish(status, stats=_stats(tally))
     progress.stop(tally.snapshot())
     return JobReport(job.job_id, run.id, job_status, tally.total, counts.done, counts.failed_items,
                      counts.failed_partitions, tally.done + tally.failed,

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from tidal.errors import UsageError
-from tidal.sinks.results import iter_rows
+from tidal.tracking.store import Store
 
 Format = Literal["parquet", "jsonl", "csv"]
 FORMATS: tuple[str, ...] = ("parquet", "jsonl", "csv")
 
 
-def export(db: sqlite3.Connection, job_id: str, output: Path, fmt: str,
-           include_failed: bool = False) -> int:
-    """Write the job's rows to ``output``; return how many were written."""
+def export(store: Store, job_id: str, output: Path, fmt: str, include_failed: bool = False) -> int:
+    """Write the job's rows (streamed from the store) to ``output``; return how many were written."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    rows = iter_rows(db, job_id, include_failed)
+    rows = store.results(job_id, include_failed)
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = {"parquet": _parquet, "jsonl": _jsonl, "csv": _csv}[fmt]
     return writer(rows, output)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import sqlite3
 from collections import defaultdict
 from typing import Any
 
-from tidal.sinks.results import iter_rows
+from tidal.tracking.store import Store
 
 GROUP_ALIASES = {"video": "path", "file": "path", "image": "path"}
 MAX_LEAVES = 32  # per field: keeps a 5x3 colour list, skips embeddings
@@ -20,7 +19,7 @@ STATISTICS = ("count", "mean", "std", "min", "p25", "p50", "p75", "max")
 META_FIELDS = {"key", "path", "frame_index", "time", "member", "index"}
 
 
-def summarize(db: sqlite3.Connection, job_id: str, by: str | None = None,
+def summarize(store: Store, job_id: str, by: str | None = None,
               fields: list[str] | None = None) -> list[dict[str, Any]]:
     """One record per (group, field) with count, mean, std, min, quartiles and max.
 
@@ -28,7 +27,7 @@ def summarize(db: sqlite3.Connection, job_id: str, by: str | None = None,
     """
     group_field = GROUP_ALIASES.get(by or "", by)
     values: dict[tuple[Any, str], list[float]] = defaultdict(list)
-    for row in iter_rows(db, job_id):
+    for row in store.results(job_id):
         group = row.get(group_field) if group_field else "all"
         for name, value in row.items():
             if name not in META_FIELDS and name != group_field:

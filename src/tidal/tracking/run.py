@@ -60,19 +60,16 @@ class Run:
         store.create_run(self._record(name, kind, config, parent_id, job_id, capture))
         if tags:
             self.set_tags(tags)
-        self._writer = _Writer(self, sample=capture)
+        self._writer = _Writer(self, capture=capture)
         self._writer.start()
 
     def _record(self, name: str | None, kind: str, config: dict[str, Any] | None, parent_id: str | None,
                 job_id: str | None, capture: bool) -> dict[str, Any]:
-        record: dict[str, Any] = {
-                  "id": self.id, "project": self.project, "kind": kind, "status": RunStatus.RUNNING.value,
-                  "name": name or Path(sys.argv[0] or "python").stem or "run", "config": config,
-                  "parent_id": parent_id, "job_id": job_id, "host": socket.gethostname(),
-                  "pid": os.getpid(), "started_at": time.time(), "heartbeat_at": time.time()}
-        if capture:
-            record |= {"argv": list(sys.argv), "git": git_state(), "environment": environment()}
-        return record
+        return {"id": self.id, "project": self.project, "kind": kind, "status": RunStatus.RUNNING.value,
+                "name": name or Path(sys.argv[0] or "python").stem or "run", "config": config,
+                "parent_id": parent_id, "job_id": job_id, "host": socket.gethostname(),
+                "pid": os.getpid(), "started_at": time.time(), "heartbeat_at": time.time(),
+                "argv": list(sys.argv) if capture else None}
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Record parameters (any JSON-serialisable values); a later value replaces an earlier one."""
@@ -116,17 +113,23 @@ class Run:
     def log_text(self, text: str, stream: str = "stdout") -> None:
         self._queue.append(("log", stream, text, time.time()))
 
+    def set_stats(self, stats: dict[str, Any]) -> None:
+        """Replace the run's live statistics (a job's progress: counts, rate, ETA), shown while it runs."""
+        self._queue.append(("stats", dict(stats)))
+
     def flush(self) -> None:
         """Write everything logged so far, now (the writer does it every half second anyway)."""
         self._writer.flush_now()
 
-    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None) -> None:
-        """Flush, then record the run's end and status. Safe to call twice."""
+    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None,
+               stats: dict[str, Any] | None = None) -> None:
+        """Flush, then record the run's end, status (and final statistics). Safe to call twice."""
         if self.status is not RunStatus.RUNNING:
             return
         self.status = RunStatus(status)
         self._writer.stop()
-        self.store.update_run(self.id, {"status": self.status.value, "ended_at": time.time(), "error": error})
+        end: dict[str, Any] = {"status": self.status.value, "ended_at": time.time(), "error": error}
+        self.store.update_run(self.id, end | ({"stats": stats} if stats is not None else {}))
         if self in _current:
             _current.remove(self)
 
@@ -146,25 +149,40 @@ class Run:
 class _Writer(threading.Thread):
     """Drains the run's queue every FLUSH_SECONDS into one batch; samples resources."""
 
-    def __init__(self, run: Run, sample: bool) -> None:
+    def __init__(self, run: Run, capture: bool) -> None:
         super().__init__(name=f"tidal-run-{run.id}", daemon=True)
         self.owner = run
         self.wake = threading.Event()
         self.stopping = False
         self.lock = threading.Lock()
         self.last_beat = time.time()
-        self.sampler = ResourceSampler() if sample else None
+        self.capture = capture
+        self.captured = threading.Event()  # set once git and the environment are recorded (or skipped)
+        self.sampler = ResourceSampler() if capture else None
         self.last_sample = time.monotonic()
         self.pending: list[Batch] = []  # batches the store refused (network down): sent again later
+        self.stats: dict[str, Any] | None = None  # the latest live statistics not yet written
 
     def run(self) -> None:
+        if self.capture:
+            self._capture()
+        self.captured.set()
         while not self.stopping:
             self.wake.wait(FLUSH_SECONDS)
             self.wake.clear()
             self._sample()
             self.flush_now()
 
+    def _capture(self) -> None:
+        """Git state and the environment take a tenth of a second: gathered here, off the caller's path."""
+        try:
+            self.owner.store.update_run(self.owner.id, {"git": git_state(), "environment": environment()})
+        except TidalError as error:
+            print(f"tidal: could not record run {self.owner.id}'s git state and environment ({error})",
+                  file=sys.__stderr__)
+
     def flush_now(self) -> None:
+        self.captured.wait(timeout=30)  # what a flush makes visible comes with git and environment
         with self.lock:
             batch = self._drain()
             if batch is not None:
@@ -177,6 +195,18 @@ class _Writer(threading.Thread):
                           file=sys.__stderr__)
                     return
                 self.pending.pop(0)
+            self._write_stats()
+
+    def _write_stats(self) -> None:
+        if self.stats is None:
+            return
+        try:
+            self.owner.store.update_run(self.owner.id, {"stats": self.stats, "heartbeat_at": time.time()})
+        except TidalError as error:
+            print(f"tidal: could not write run {self.owner.id}'s progress yet ({error}); will retry",
+                  file=sys.__stderr__)
+            return
+        self.stats = None
 
     def _drain(self) -> Batch | None:
         queue = self.owner._queue
@@ -197,10 +227,14 @@ class _Writer(threading.Thread):
             batch.params.update(record[1])
         elif kind == "tags":
             batch.tags.update(record[1])
+        elif kind == "stats":
+            self.stats = record[1]
         elif kind == "image":
             batch.images.append(self._image(*record[1:]))
         elif kind == "artifact":
             self.owner.store.put_artifact(self.owner.id, record[2], record[1])
+        else:
+            raise AssertionError(f"unknown record kind {kind!r} in run {self.owner.id}'s queue")
 
     def _image(self, key: str, step: int | None, image: Any, stamp: float) -> dict[str, Any]:
         data, width, height = _png(image)
@@ -218,6 +252,7 @@ class _Writer(threading.Thread):
             self.owner._queue.append(("metric", key, None, value, stamp))
 
     def stop(self) -> None:
+        self.captured.set()  # a writer that never started must not make stop() wait
         self.stopping = True
         self.wake.set()
         if self.is_alive() and threading.current_thread() is not self:

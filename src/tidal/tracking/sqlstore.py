@@ -1,4 +1,9 @@
-"""The SQL store: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (teams)."""
+"""The SQL store: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (teams).
+
+It owns runs and jobs alike. A job's ledger on the embedded SQLite file is the plain-sqlite3 fast
+path (:class:`~tidal.jobs.sqlite_ledger.SQLiteLedger`); on PostgreSQL it is
+:class:`~tidal.jobs.sql_ledger.SQLLedger`. Job reads are in :mod:`tidal.tracking.sqljobs`.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,31 @@ import os
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from tidal.errors import StoreError
-from tidal.tracking import schema
+from tidal.database import Guarded
+from tidal.tracking import schema, sqljobs
 from tidal.tracking.artifacts import ArtifactStore
 from tidal.tracking.store import (
     LOST_AFTER_SECONDS,
     RUN_JSON_FIELDS,
     Batch,
+    JobNotFound,
     RunExists,
     RunNotFound,
     RunStatus,
     Store,
 )
+from tidal.types import JobId
+
+if TYPE_CHECKING:
+    from tidal.jobs.ledger import Ledger
 
 
 class SQLStore(Store):
@@ -115,10 +126,12 @@ class SQLStore(Store):
         return run
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
         self.mark_lost()
         runs = schema.runs
         query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if job_id:
+            query = query.where(runs.c.job_id == job_id)
         if project:
             query = query.where(runs.c.project == project)
         if status:
@@ -195,34 +208,44 @@ class SQLStore(Store):
                                    .values(status=RunStatus.LOST.value, ended_at=now))
         return len(lost)
 
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def ledger(self, job_id: JobId) -> Ledger:
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            from tidal.database import connect_file
+            from tidal.jobs.sqlite_ledger import SQLiteLedger
+
+            return SQLiteLedger(connect_file(Path(self.engine.url.database)), job_id)
+        from tidal.jobs.sql_ledger import SQLLedger
+
+        return SQLLedger(self.engine, job_id)
+
+    def list_jobs(self, prefix: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        with self._connect() as connection:
+            return sqljobs.list_jobs(connection, prefix, limit)
+
+    def get_job(self, job_id: JobId, max_failures: int = 20) -> dict[str, Any]:
+        with self._connect() as connection:
+            detail = sqljobs.job_detail(connection, job_id, max_failures)
+        if detail is None:
+            raise JobNotFound(f"no job {job_id!r} in {self.describe()}; `tidal jobs ls` lists the jobs")
+        return detail | {"runs": self.list_runs(job_id=job_id)}
+
+    def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
+        with self._connect() as connection:
+            yield from sqljobs.results(connection, job_id, include_failed)
+
+    def describe(self) -> str:
+        return f"the store {self.engine.url.render_as_string(hide_password=True)}"
+
     def close(self) -> None:
         self.engine.dispose()
 
     def _begin(self) -> Any:
-        return _Guard(self.engine, begin=True)
+        return Guarded(self.engine, begin=True)
 
     def _connect(self) -> Any:
-        return _Guard(self.engine, begin=False)
-
-
-class _Guard:
-    """A connection (or transaction) whose database errors become StoreError with a hint."""
-
-    def __init__(self, engine: Engine, begin: bool) -> None:
-        self.engine = engine
-        self.begin = begin
-
-    def __enter__(self) -> Connection:
-        try:
-            self.context = self.engine.begin() if self.begin else self.engine.connect()
-            return self.context.__enter__()  # type: ignore[no-any-return]
-        except SQLAlchemyError as error:
-            raise StoreError(f"cannot reach the store {self.engine.url!r}: {error}") from error
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        self.context.__exit__(kind, error, trace)
-        if isinstance(error, SQLAlchemyError) and not isinstance(error, IntegrityError):
-            raise StoreError(f"store {self.engine.url!r} failed: {str(error).splitlines()[0]}") from error
+        return Guarded(self.engine, begin=False)
 
 
 def _is_lost(host: str | None, pid: int | None, last_sign: float, now: float) -> bool:

@@ -14,9 +14,15 @@ import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tidal.errors import ConfigError, RunExists, RunNotFound, UsageError  # noqa: F401  (Run*: moved to tidal.errors)
+from tidal.types import JobId
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tidal.jobs.ledger import Ledger
 
 LOST_AFTER_SECONDS = 90.0  # a running run whose heartbeat is older than this is lost
 RUN_JSON_FIELDS = ("config", "git", "environment", "stats", "argv")
@@ -28,6 +34,10 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     LOST = "lost"  # its process died without saying so
+
+
+class JobNotFound(UsageError):
+    """No job with that id in this store."""
 
 
 @dataclass
@@ -81,8 +91,8 @@ class Store:
         raise NotImplementedError
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """Runs, newest first, filtered by project, status, tag (key or key=value) and text."""
+                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, filtered by project, status, tag (key or key=value), text and job."""
         raise NotImplementedError
 
     def metrics(self, run_id: str, keys: list[str] | None = None) -> dict[str, list[tuple[int | None, float, float]]]:
@@ -102,7 +112,45 @@ class Store:
         raise NotImplementedError
 
     def projects(self) -> list[str]:
+        """Projects that have runs, sorted."""
         raise NotImplementedError
+
+    # -- jobs: what ``tidal map`` ran, with its ledger and results -------------------------------
+
+    def ledger(self, job_id: JobId) -> Ledger:
+        """The ledger of one job, to record its results (see ``tidal.jobs.ledger``)."""
+        raise NotImplementedError
+
+    def list_jobs(self, prefix: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Jobs whose id starts with ``prefix`` (all by default), most recently updated first: id,
+        name, status, config_file, created_at, updated_at, total_items, done, failed."""
+        raise NotImplementedError
+
+    def get_job(self, job_id: JobId, max_failures: int = 20) -> dict[str, Any]:
+        """One job as in :meth:`list_jobs` plus its config, partition counts, runs and first
+        failures (failed partitions, then items, with their errors); JobNotFound when absent."""
+        raise NotImplementedError
+
+    def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
+        """A job's rows, streamed: key, item metadata, then the result's fields (with status and
+        error when ``include_failed``), ordered by path, frame index and key."""
+        raise NotImplementedError
+
+    def find_job(self, reference: str) -> JobId:
+        """A job id from a full id or a unique prefix of one; the error says what to do."""
+        found = [str(job["id"]) for job in self.list_jobs(prefix=reference, limit=20)] if reference else []
+        if reference in found:
+            return reference
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise JobNotFound(f"no job {reference!r} in {self.describe()}; `tidal jobs ls` lists the jobs,"
+                              " or pass the config file that defines the job")
+        raise UsageError(f"{reference!r} matches {len(found)} jobs; give more characters of the id")
+
+    def describe(self) -> str:
+        """Where this store keeps things, for messages ("the store at ...")."""
+        return f"the store {self!r}"
 
     def close(self) -> None:
         """Release connections."""

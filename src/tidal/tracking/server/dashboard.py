@@ -25,7 +25,6 @@ import functools
 import hashlib
 import json
 import math
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,11 +37,8 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidal.database import connect
-from tidal.errors import StoreError
-from tidal.jobs.inspect import job_detail, list_jobs
 from tidal.tracking.server.app import presented_token, token_matches
-from tidal.tracking.store import RunNotFound, RunStatus, Store
+from tidal.tracking.store import JobNotFound, RunNotFound, RunStatus, Store
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -156,37 +152,18 @@ class Dashboard:
         return found, missing
 
     def jobs(self, request: Request) -> HTMLResponse:
-        db = self._jobs_db()
-        if db is None:
-            return self.render(request, "jobs.html", jobs=[], jobs_home=self.jobs_home)
-        try:
-            jobs = [job | {"progress": _progress(job["total_items"], job["done"], job["failed"])}
-                    for job in list_jobs(db)]
-        finally:
-            db.close()
+        jobs = [job | {"progress": _progress(job["total_items"], job["done"], job["failed"])}
+                for job in self.store.list_jobs()]
         live = any(job["status"] == "running" for job in jobs)
-        return self.render(request, "jobs.html", jobs=jobs, jobs_home=self.jobs_home, live=live)
+        return self.render(request, "jobs.html", jobs=jobs, store=self.store.describe(), live=live)
 
     def job(self, request: Request, job_id: str) -> HTMLResponse:
-        db = self._jobs_db()
         try:
-            detail = _job_detail(db, job_id) if db is not None else None
-        finally:
-            if db is not None:
-                db.close()
-        if detail is None:
+            detail = _job_detail(self.store, job_id)
+        except JobNotFound:
             return self.error(request, 404, f"no job {job_id!r}",
-                              "`tidal jobs ls` lists the jobs; this dashboard reads "
-                              f"{self.jobs_home or 'no jobs folder'}")
+                              f"`tidal jobs ls` lists the jobs; this dashboard reads {self.store.describe()}")
         return self.render(request, "job.html", job=detail, live=detail["status"] == "running")
-
-    def _jobs_db(self) -> sqlite3.Connection | None:
-        if self.jobs_home is None:
-            return None
-        try:
-            return connect(self.jobs_home, create=False)
-        except StoreError:
-            return None
 
     def static(self, name: str) -> Response:
         path = self.static_files.get(name)
@@ -368,11 +345,9 @@ def _packages(packages: Any) -> list[str]:
 
 # ---- shaping jobs -------------------------------------------------------------------------------
 
-def _job_detail(db: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
-    """The job with its progress and the live figures of its newest run, or None when unknown."""
-    detail = job_detail(db, job_id, max_failures=MAX_FAILURES_SHOWN)
-    if detail is None:
-        return None
+def _job_detail(store: Store, job_id: str) -> dict[str, Any]:
+    """The job with its progress and the live figures of its newest run; JobNotFound when unknown."""
+    detail = store.get_job(job_id, max_failures=MAX_FAILURES_SHOWN)
     latest = detail["runs"][0] if detail["runs"] else {}
     stats = latest.get("stats") or {}
     running = detail["status"] == "running"
