@@ -13,25 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tidal.config.base import ProcessorConfig, check_keys, name_of, parse_imports, processor_spec_of
 from tidal.config.files import read_config_file
-from tidal.config.spec import (
-    ObjectSpec,
-    build,
-    canonical,
-    require_spec,
-    resolve,
-    validate_kwargs,
-    validate_spec,
-)
+from tidal.config.spec import ObjectSpec, add_import_paths, build, canonical, import_paths, require_spec, validate_spec
 from tidal.errors import ConfigError
-from tidal.processors.base import FunctionProcessor, Processor, is_processor_class
-from tidal.settings import allowed_modules
+from tidal.processors.base import Processor
+from tidal.processors.host import ProcessorSpec
 from tidal.sources.base import Source
 from tidal.types import JobId
 
@@ -41,11 +32,10 @@ ENGINES = {
     "inline": "tidal.engines.inline.InlineEngine",
 }
 SOURCE_EXAMPLE = '{"tidal.sources.VideoFrames": {"paths": "videos/*.mp4"}}'
-PROCESSOR_EXAMPLE = '{"tidal.processors.DominantColors": {"k": 5}}'
 
 
 @dataclass
-class JobConfig:
+class JobConfig(ProcessorConfig):
     """One validated stage of a config file, ready to build its source, processor and engine."""
 
     source: ObjectSpec
@@ -55,6 +45,7 @@ class JobConfig:
     name: str
     origin: str
     canonical: dict[str, Any] = field(default_factory=dict)
+    paths: tuple[str, ...] = ()  # folders the imports are imported from (see config.base)
 
     @property
     def job_id(self) -> JobId:
@@ -62,11 +53,9 @@ class JobConfig:
         text = json.dumps(self.canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    @property
-    def allowed(self) -> list[str]:
-        return [*self.imports, *allowed_modules()]
-
     def build_source(self) -> Source:
+        """The source, built in this process (which then imports the config's modules for good)."""
+        add_import_paths(self.paths)
         try:
             source = build(self.source, self.allowed)
         except ConfigError as error:
@@ -78,7 +67,7 @@ class JobConfig:
     def build_processor(self) -> Processor:
         """The processor, constructed but not set up (constructors are cheap by convention)."""
         try:
-            return build_processor(self.processor, self.allowed)
+            return self.processor_spec.build()
         except ConfigError as error:
             raise ConfigError(f"{self.origin}: {error}") from None
 
@@ -87,11 +76,8 @@ class JobConfig:
 
 
 def build_processor(spec: ObjectSpec, allowed: list[str]) -> Processor:
-    """A Processor from its spec: a Processor class is instantiated, a function wrapped."""
-    target = resolve(spec, allowed)
-    if is_processor_class(target):
-        return build(spec, allowed)  # type: ignore[no-any-return]
-    return FunctionProcessor(target, dict(spec.kwargs))
+    """A Processor from an object spec (see :meth:`ProcessorSpec.build`)."""
+    return ProcessorSpec.from_object_spec(spec, allowed).build()
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> list[JobConfig]:
@@ -123,44 +109,19 @@ def parse_job(data: dict[str, Any], origin: str, folder: Path = Path(".")) -> Jo
 
 
 def _parse_job(data: dict[str, Any], folder: Path) -> JobConfig:
-    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
-    if unknown:
-        raise ConfigError(f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-                          f"allowed: {', '.join(TOP_LEVEL_KEYS)}")
-    for key in ("source", "processor"):
-        if key not in data:
-            raise ConfigError(f"missing top-level key {key!r}")
-    imports = _imports(data.get("imports", []), folder)
-    allowed = [*imports, *allowed_modules()]
+    check_keys(data, TOP_LEVEL_KEYS)
+    if "source" not in data:
+        raise ConfigError(f"missing top-level key 'source', e.g. source: {SOURCE_EXAMPLE}")
+    imports, paths = parse_imports(data.get("imports", []), folder)
     source = require_spec(data["source"], "source", SOURCE_EXAMPLE)
-    processor = require_spec(data["processor"], "processor", PROCESSOR_EXAMPLE)
-    engine = _engine_spec(data.get("engine"))
-    source_target = validate_spec(source, allowed)
-    processor_target = _validate_processor(processor, allowed)
-    validate_spec(engine, allowed)
-    name = data.get("name") or processor.target.rsplit(".", 1)[-1]
-    canonical_form = {
-        "source": canonical(source, source_target),
-        "processor": canonical(processor, processor_target, not is_processor_class(processor_target)),
-    }
-    return JobConfig(source, processor, engine, imports, str(name), "", canonical_form)
-
-
-def _validate_processor(spec: ObjectSpec, allowed: list[str]) -> Any:
-    target = resolve(spec, allowed)
-    validate_kwargs(spec, target, allowed, skip_first=not is_processor_class(target))
-    return target
-
-
-def _imports(value: Any, folder: Path) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"imports: expected a list of module names, got {value!r}")
-    if value:
-        # user modules usually sit beside the config or in the working folder
-        for entry in (str(folder.resolve()), os.getcwd()):
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
-    return list(value)
+    processor = processor_spec_of(data)
+    job = JobConfig(source, processor, _engine_spec(data.get("engine")), imports, name_of(data, processor),
+                    "", {}, paths)
+    with import_paths(paths):  # only while names are checked: parsing leaves sys.path alone
+        source_target = validate_spec(source, job.allowed)
+        job.canonical = {"source": canonical(source, source_target), "processor": job.processor_spec.check()}
+        validate_spec(job.engine, job.allowed)
+    return job
 
 
 def _engine_spec(value: Any) -> ObjectSpec:

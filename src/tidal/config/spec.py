@@ -12,11 +12,13 @@ imports code the user did not name.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
+import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,19 +78,55 @@ def require_spec(value: Any, where: str, example: str) -> ObjectSpec:
     return spec
 
 
-def is_allowed(name: str, allowed: list[str]) -> bool:
+def is_allowed(name: str, allowed: Sequence[str]) -> bool:
     """True when ``name`` lies in ``tidal`` or one of the ``allowed`` module prefixes."""
     return any(name == prefix or name.startswith(prefix + ".") for prefix in ["tidal", *allowed])
 
 
-def resolve(spec: ObjectSpec, allowed: list[str]) -> Callable[..., Any]:
-    """Import and return the callable ``spec.target`` names, refusing names not allowed."""
+def require_allowed(spec: ObjectSpec, allowed: Sequence[str]) -> None:
+    """Refuse a name outside the allowed modules, before anything is imported."""
     if not is_allowed(spec.target, allowed):
         raise ConfigError(
             f"{spec.where}: {spec.target!r} is outside the allowed modules (tidal"
             f"{''.join(', ' + a for a in allowed)}); list its module under 'imports' in the"
             " config or in TIDAL_ALLOW"
         )
+
+
+def check_names(spec: ObjectSpec, allowed: Sequence[str]) -> None:
+    """:func:`require_allowed` for ``spec`` and every spec nested in its kwargs; imports nothing
+    (a service's front checks names this way and leaves importing to its workers)."""
+    require_allowed(spec, allowed)
+    for value in spec.kwargs.values():
+        for nested in value if isinstance(value, list) else [value]:
+            if isinstance(nested, ObjectSpec):
+                check_names(nested, allowed)
+
+
+@contextlib.contextmanager
+def import_paths(paths: Sequence[str]) -> Iterator[None]:
+    """``paths`` first on ``sys.path`` inside the block only: checking a config imports the
+    modules it names without leaving the process's import path changed."""
+    added = add_import_paths(paths)
+    try:
+        yield
+    finally:
+        for path in added:  # only ours: what an imported module added itself stays
+            with contextlib.suppress(ValueError):
+                sys.path.remove(path)
+
+
+def add_import_paths(paths: Sequence[str]) -> list[str]:
+    """Put ``paths`` first on ``sys.path`` for good (those missing; returned): done by the
+    process that builds what a config names, so user modules can import their neighbours later."""
+    missing = [path for path in dict.fromkeys(paths) if path not in sys.path]
+    sys.path[:0] = missing
+    return missing
+
+
+def resolve(spec: ObjectSpec, allowed: Sequence[str]) -> Callable[..., Any]:
+    """Import and return the callable ``spec.target`` names, refusing names not allowed."""
+    require_allowed(spec, allowed)
     target = import_dotted(spec.target, spec.where)
     if not callable(target):
         raise ConfigError(f"{spec.where}: {spec.target!r} is not callable")
@@ -136,7 +174,7 @@ def signature_of(target: Callable[..., Any], skip_first: bool = False) -> list[i
 
 
 def validate_kwargs(
-    spec: ObjectSpec, target: Callable[..., Any], allowed: list[str], skip_first: bool = False
+    spec: ObjectSpec, target: Callable[..., Any], allowed: Sequence[str], skip_first: bool = False
 ) -> None:
     """Check every kwarg's name and type against ``target``'s signature and type hints."""
     parameters = signature_of(target, skip_first)
@@ -161,7 +199,7 @@ def _unknown_kwarg(spec: ObjectSpec, key: str, names: list[str]) -> None:
     )
 
 
-def _check_value(spec: ObjectSpec, key: str, value: Any, hint: Any, allowed: list[str]) -> None:
+def _check_value(spec: ObjectSpec, key: str, value: Any, hint: Any, allowed: Sequence[str]) -> None:
     where = f"{spec.where}.{key}"
     if isinstance(value, ObjectSpec):
         validate_spec(value, allowed)
@@ -179,7 +217,7 @@ def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
-def validate_spec(spec: ObjectSpec, allowed: list[str]) -> Callable[..., Any]:
+def validate_spec(spec: ObjectSpec, allowed: Sequence[str]) -> Callable[..., Any]:
     """Resolve ``spec`` and validate its kwargs (recursively); return the callable."""
     target = resolve(spec, allowed)
     validate_kwargs(spec, target, allowed)
@@ -214,7 +252,7 @@ def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def build(spec: ObjectSpec, allowed: list[str] | None = None) -> Any:
+def build(spec: ObjectSpec, allowed: Sequence[str] | None = None) -> Any:
     """Call the spec's target with its kwargs, building nested specs first."""
     target = resolve(spec, allowed or [])
     try:
@@ -223,7 +261,7 @@ def build(spec: ObjectSpec, allowed: list[str] | None = None) -> Any:
         raise ConfigError(f"{spec.where}: {error}") from None
 
 
-def _build_value(value: Any, allowed: list[str] | None) -> Any:
+def _build_value(value: Any, allowed: Sequence[str] | None) -> Any:
     if isinstance(value, ObjectSpec):
         return build(value, allowed)
     if isinstance(value, list):

@@ -13,26 +13,39 @@ process pool) and ``ray`` (a Ray cluster). All pass ``tests/engines/suite.py``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from tidal.config.spec import ObjectSpec
+from tidal.processors.host import ProcessorSpec
 from tidal.sources.base import Partition, Source
 from tidal.types import ItemKey, JobId, PartitionId
 
-Row = tuple[JobId, PartitionId, ItemKey, str, str | None, int | None, str | None, str | None, str | None]
-"""One item's outcome, ready to insert: job, partition, key, status, path, frame_index, meta JSON,
-result JSON, error. Workers build whole rows so the single writer only inserts them."""
+
+class Row(NamedTuple):
+    """One item's outcome, ready to insert (a tuple, in the ``items`` table's column order).
+
+    Workers build whole rows, results and meta already JSON, so the single writer only inserts
+    them (``executemany``).
+    """
+
+    job_id: JobId
+    partition_id: PartitionId
+    key: ItemKey
+    status: str  # an ItemStatus value: "done" or "failed"
+    path: str | None
+    frame_index: int | None
+    meta: str | None  # JSON
+    result: str | None  # JSON; None when the item failed
+    error: str | None  # why it failed; None when done
 
 
 @dataclass(frozen=True)
 class Work:
-    """What every worker needs: the source to read and how to build the processor."""
+    """What every worker needs: the source to read and the spec to build the processor from."""
 
     job_id: JobId
     source: Source
-    processor: ObjectSpec
-    allowed: list[str] = field(default_factory=list)
+    processor: ProcessorSpec
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from tidal.engines._execute import PartitionRunner, start_processor
 from tidal.engines.base import BatchMessage, Engine, Task, Work
+from tidal.engines.partition import PartitionReader
+from tidal.processors.host import ProcessorHost
 
 
 class InlineEngine(Engine):
@@ -19,10 +20,7 @@ class InlineEngine(Engine):
         self.workers = 1
 
     def run(self, work: Work, tasks: Iterable[Task]) -> Iterator[BatchMessage]:
-        processor = start_processor(work)
-        try:
-            runner = PartitionRunner(work, processor)
+        with ProcessorHost(work.processor) as host:
+            reader = PartitionReader(work, host)
             for task in tasks:
-                yield from runner.run(task)
-        finally:
-            processor.teardown()
+                yield from reader.run(task)

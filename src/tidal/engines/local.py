@@ -24,9 +24,10 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any, Literal
 
-from tidal.engines._execute import PartitionRunner, start_processor
 from tidal.engines.base import BatchMessage, Engine, Task, Work
+from tidal.engines.partition import FAILED, PartitionReader
 from tidal.errors import ProcessorError
+from tidal.processors.host import ProcessorHost
 from tidal.settings import INFLIGHT_PER_WORKER
 
 POLL_SECONDS = 0.5
@@ -134,7 +135,7 @@ class _Pool:
         if slot.pending:
             failed = slot.pending.popleft()
             reason = _exit_reason(slot.process.exitcode)
-            yield BatchMessage(failed.partition.id, [], ("failed", (
+            yield BatchMessage(failed.partition.id, [], (FAILED, (
                 f"worker process died ({reason}) while running partition {failed.partition.id};"
                 " run again with --retry-failed to retry it")))
         slot.results.close()
@@ -183,18 +184,19 @@ def _worker_main(work: Work, tasks: Any, results: Connection, index: int) -> Non
     """A worker's life: set up once, run the tasks it is given, tear down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _die_with_parent()
+    host = ProcessorHost(work.processor)
     try:
-        processor = start_processor(work)
+        host.start()
     except Exception as error:
         results.send(("setup_failed", str(error)))
         return
-    runner = PartitionRunner(work, processor)
+    reader = PartitionReader(work, host)
     try:
         while (task := _next_task(tasks)) is not None:
-            for message in runner.run(task):
+            for message in reader.run(task):
                 results.send(("batch", message))
     finally:
-        processor.teardown()
+        host.stop()
 
 
 def _next_task(tasks: Any) -> Task | None:

@@ -122,7 +122,7 @@ def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine | N
     progress.start(job.job_id, job.name, tally.snapshot())
     status = RunStatus.INTERRUPTED
     try:
-        _consume(engine.run(Work(job.job_id, source, job.processor, job.allowed), plan.tasks()),
+        _consume(engine.run(Work(job.job_id, source, job.processor_spec), plan.tasks()),
                  ledger, plan, tally, progress, run)
         status = RunStatus.COMPLETED
     except Exception:

@@ -59,12 +59,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tidal.config.base import ProcessorConfig, check_keys, name_of, parse_imports, processor_spec_of
 from tidal.config.files import read_config_file
-from tidal.config.job import PROCESSOR_EXAMPLE, _imports
-from tidal.config.spec import ObjectSpec, is_allowed, require_spec
+from tidal.config.spec import ObjectSpec, check_names
 from tidal.config.typecheck import mismatch
 from tidal.errors import ConfigError
-from tidal.settings import allowed_modules
 
 TOP_LEVEL_KEYS = ("processor", "imports", "name", "project", "http", "media")
 DEFAULT_PROJECT = "services"
@@ -120,8 +119,12 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
-class ServiceConfig:
-    """A validated service config; the processor spec is checked by name, not imported yet."""
+class ServiceConfig(ProcessorConfig):
+    """A validated service config; the processor spec is checked by name, not imported yet.
+
+    Workers build the processor from :attr:`processor_spec` (it carries the allow-list and the
+    folders to import the config's modules from).
+    """
 
     processor: ObjectSpec
     imports: list[str]
@@ -130,11 +133,7 @@ class ServiceConfig:
     http: HTTPSettings = field(default_factory=HTTPSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     origin: str = ""
-
-    @property
-    def allowed(self) -> list[str]:
-        """Module prefixes the processor spec may name (besides ``tidal``)."""
-        return [*self.imports, *allowed_modules()]
+    paths: tuple[str, ...] = ()
 
     def with_http(self, **changes: Any) -> ServiceConfig:
         """A copy with some ``http`` settings changed (checked)."""
@@ -173,39 +172,18 @@ def parse_service(
     media: dict[str, Any] | None = None,
 ) -> ServiceConfig:
     """Check a service config's top-level keys, processor spec and settings."""
-    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
-    if unknown:
-        hint = " (a service has no source or engine: requests are its input)" if {"source", "engine"} & set(unknown) \
-            else ""
-        raise ConfigError(f"unknown top-level key(s) {', '.join(map(repr, unknown))}{hint}; "
-                          f"allowed: {', '.join(TOP_LEVEL_KEYS)}")
-    if "processor" not in data:
-        raise ConfigError(f"missing top-level key 'processor', e.g. processor: {PROCESSOR_EXAMPLE}")
-    imports = _imports(data.get("imports", []), folder)
-    spec = require_spec(data["processor"], "processor", PROCESSOR_EXAMPLE)
-    _check_allowed(spec, [*imports, *allowed_modules()])
+    check_keys(data, TOP_LEVEL_KEYS, " (a service has no source or engine: requests are its input)"
+               if {"source", "engine"} & set(data) else "")
+    processor = processor_spec_of(data)
+    imports, paths = parse_imports(data.get("imports", []), folder)
+    config = ServiceConfig(processor, imports, name_of(data, processor), origin=origin, paths=paths)
+    check_names(processor, config.allowed)
     http_settings = _settings(HTTPSettings, {**_mapping(data, "http"), **(http or {})}, "http")
     media_settings = _settings(MediaSettings, {**_mapping(data, "media"), **(media or {})}, "media")
-    name = data.get("name") or spec.target.rsplit(".", 1)[-1]
     project = data.get("project") or DEFAULT_PROJECT
-    for key, value in (("name", name), ("project", project)):
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return ServiceConfig(spec, imports, name, project, http_settings, media_settings, origin)
-
-
-def _check_allowed(spec: ObjectSpec, allowed: list[str]) -> None:
-    """Refuse names outside the allowed modules, nested specs included, without importing."""
-    if not is_allowed(spec.target, allowed):
-        raise ConfigError(
-            f"{spec.where}: {spec.target!r} is outside the allowed modules (tidal"
-            f"{''.join(', ' + a for a in allowed)}); list its module under 'imports' in the"
-            " config or in TIDAL_ALLOW"
-        )
-    for value in spec.kwargs.values():
-        for nested in value if isinstance(value, list) else [value]:
-            if isinstance(nested, ObjectSpec):
-                _check_allowed(nested, allowed)
+    if not isinstance(project, str):
+        raise ConfigError(f"project: expected a string, got {project!r}")
+    return dataclasses.replace(config, project=project, http=http_settings, media=media_settings)
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
