@@ -142,12 +142,14 @@ def _first_line(error: Exception) -> str:
 
 class Guarded:
     """``with Guarded(engine, begin=True) as connection:`` — a transaction (or a plain connection)
-    whose database errors become StoreError naming the store. IntegrityError passes through: the
-    callers that expect one (a repeated id) turn it into their own answer."""
+    whose database errors become StoreError naming the store. With ``expect_conflicts`` an
+    IntegrityError passes through: the callers that expect one (a repeated id) turn it into their
+    own answer."""
 
-    def __init__(self, engine: Engine, begin: bool) -> None:
+    def __init__(self, engine: Engine, begin: bool, expect_conflicts: bool = False) -> None:
         self.engine = engine
         self.begin = begin
+        self.expect_conflicts = expect_conflicts
 
     def __enter__(self) -> Connection:
         from sqlalchemy.exc import SQLAlchemyError
@@ -163,5 +165,7 @@ class Guarded:
         from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
         self.context.__exit__(kind, error, trace)
-        if isinstance(error, SQLAlchemyError) and not isinstance(error, IntegrityError):
+        if isinstance(error, IntegrityError) and self.expect_conflicts:
+            return
+        if isinstance(error, SQLAlchemyError):
             raise StoreError(f"the store {_redacted(str(self.engine.url))} failed: {_first_line(error)}") from error

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tidal.engines.base import BatchMessage
+from tidal.errors import StoreError
 from tidal.jobs.ledger import ItemStatus, JobCounts, JobStatus, Ledger, PartitionState, PartitionStatus
 from tidal.types import ItemKey, JobId, PartitionId
 
@@ -104,3 +105,6 @@ class _transaction:
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(f"the job ledger could not record a batch ({type(error).__name__}: {error}); "
+                             "nothing of it was written, so a resume does it again") from error

@@ -242,10 +242,10 @@ class SQLStore(Store):
         self.engine.dispose()
 
     def _begin(self) -> Any:
-        return Guarded(self.engine, begin=True)
+        return Guarded(self.engine, begin=True, expect_conflicts=True)
 
     def _connect(self) -> Any:
-        return Guarded(self.engine, begin=False)
+        return Guarded(self.engine, begin=False, expect_conflicts=True)
 
 
 def _is_lost(host: str | None, pid: int | None, last_sign: float, now: float) -> bool:

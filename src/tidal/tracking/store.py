@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from tidal.errors import ConfigError, RunExists, RunNotFound, UsageError  # noqa: F401  (Run*: moved to tidal.errors)
+from tidal.errors import ConfigError, JobNotFound, RunExists, RunNotFound, UsageError  # noqa: F401  (moved to tidal.errors)
 from tidal.types import JobId
 
 if TYPE_CHECKING:
@@ -34,10 +34,6 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     LOST = "lost"  # its process died without saying so
-
-
-class JobNotFound(UsageError):
-    """No job with that id in this store."""
 
 
 @dataclass
