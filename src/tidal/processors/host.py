@@ -145,10 +145,11 @@ class ProcessorHost:
     def process(self, items: list[Item]) -> list[Outcome]:
         """One outcome per item, in order. A batch that raises is halved until the failing items
         fail alone; one that returns the wrong number of results is retried item by item."""
+        processor = self.processor  # not started: raise, not a failure of every item
         if not items:
             return []
         try:
-            results = _one_per_item(self.processor.process(items), len(items))
+            results = _one_per_item(processor.process(items), len(items))
         except _WrongCount as error:
             if len(items) == 1:
                 return [Outcome(None, str(error))]
