@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from tidal.serve.app import create_app
+from tidal.serve.backend import Backend
 from tidal.serve.config import ServiceConfig, parse_service
-from tidal.serve.front import Service, create_app
 
 HERE = Path(__file__).parent
 
@@ -26,7 +27,7 @@ HERE = Path(__file__).parent
 @dataclass
 class Front:
     url: str
-    service: Service
+    backend: Backend
     client: httpx.Client
 
     def predict(self, value: Any = None, **kwargs: Any) -> httpx.Response:
@@ -78,7 +79,7 @@ def serving(config: ServiceConfig, track: bool = False) -> Iterator[Front]:
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         with httpx.Client(timeout=60) as client:
-            yield Front(f"http://127.0.0.1:{port}", app.state.service, client)
+            yield Front(f"http://127.0.0.1:{port}", app.state.backend, client)
     finally:
         server.should_exit = True
         thread.join(60)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tidal.processors.base import Processor
-from tidal.serve.worker import RequestError
+from tidal.serve.hooks import RequestError
 from tidal.sources.base import Item
 
 

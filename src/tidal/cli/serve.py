@@ -39,8 +39,8 @@ def serve(
     The front holds requests while the model worker starts, and stops the worker after
     --idle-timeout seconds without a request (scale to zero).
     """
+    from tidal.serve.app import serve as run_front
     from tidal.serve.config import load_service, service_from_target
-    from tidal.serve.front import serve as run_front
 
     overrides = _overrides(idle_timeout=idle_timeout, min_workers=min_workers, max_workers=max_workers,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, queue_limit=queue_limit,

@@ -1,10 +1,15 @@
 """``tidal serve``: any processor behind HTTP, with batching, scaled to zero when idle.
 
-A light front process (:mod:`tidal.serve.front`) owns the port; model workers
-(:mod:`tidal.serve.worker`) are processes started on the first request and stopped after an
-idle timeout; items of requests that arrive together are processed in one batch
-(:mod:`tidal.serve.batching`). Settings: :mod:`tidal.serve.config`. Metrics:
-:mod:`tidal.serve.metrics`.
+A light front process owns the port (:mod:`tidal.serve.app`, reading requests with
+:mod:`tidal.serve.payload`) and hands each request to a serving backend
+(:mod:`tidal.serve.backend`). The local backend (:mod:`tidal.serve.local`) runs model workers
+(:mod:`tidal.serve.worker`) as processes started on the first request and stopped after an
+idle timeout (:mod:`tidal.serve.scaling`), talking to them in typed messages
+(:mod:`tidal.serve.protocol`); a worker turns requests into items (:mod:`tidal.serve.inputs`)
+and processes the items of requests that arrive together in one batch
+(:mod:`tidal.serve.batching`). Processor hooks: :mod:`tidal.serve.hooks`. Settings:
+:mod:`tidal.serve.config`. Metrics: :mod:`tidal.serve.metrics`. The tracked run:
+:mod:`tidal.serve.tracker`.
 
 Example::
 
@@ -26,11 +31,15 @@ _LAZY = {
     "ServiceConfig": "tidal.serve.config",
     "load_service": "tidal.serve.config",
     "service_from_target": "tidal.serve.config",
-    "ProcessorInfo": "tidal.serve.worker",
-    "RequestError": "tidal.serve.worker",
-    "describe_processor": "tidal.serve.worker",
-    "create_app": "tidal.serve.front",
-    "serve": "tidal.serve.front",
+    "ProcessorInfo": "tidal.serve.hooks",
+    "RequestError": "tidal.serve.hooks",
+    "describe_processor": "tidal.serve.local",
+    "Backend": "tidal.serve.backend",
+    "LocalBackend": "tidal.serve.local",
+    "Payload": "tidal.serve.payload",
+    "Reply": "tidal.serve.backend",
+    "create_app": "tidal.serve.app",
+    "serve": "tidal.serve.app",
 }
 
 __all__ = sorted(_LAZY)

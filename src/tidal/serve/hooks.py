@@ -1,0 +1,122 @@
+"""What serving asks of a processor (its optional hooks) and what the front learns of it.
+
+Processor conventions for serving (all optional):
+
+- ``input_model``: a pydantic model (or any type pydantic validates) for JSON requests; else
+  the type hint of ``preprocess``'s first parameter; else any JSON is accepted as is.
+- ``preprocess(request) -> list``: turn one validated JSON request into items (values or
+  :class:`~tidal.sources.base.Item`); without it, a JSON request is one item.
+- ``postprocess(results) -> response``: turn a request's results (one per item, in order) into
+  the JSON response; without it the response is ``{"results": [...]}`` (plus ``"times"``, the
+  seconds of each frame, for a video decoded frame by frame).
+- ``video_input = "clip"``: uploaded videos become one :class:`~tidal.sources.clips.Clip`
+  item instead of one item per frame (the service config's ``media.video`` wins).
+- raise :class:`RequestError` from a hook to answer a 4xx with your message.
+
+:func:`describe` runs in a short-lived worker process and returns a :class:`ProcessorInfo`:
+the front learns the processor's batch size, input schema and hooks without importing it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidal.errors import ConfigError, TidalError
+
+if typing.TYPE_CHECKING:
+    from tidal.serve.protocol import WorkerSettings
+
+
+class RequestError(TidalError):
+    """A request the service refuses: the HTTP ``status`` and a message for the client.
+
+    Raise it from ``preprocess`` or ``postprocess`` to answer a 4xx instead of a 500::
+
+        if len(request.text) > 10_000:
+            raise RequestError(413, "text longer than 10000 characters; split it")
+    """
+
+    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ProcessorInfo:
+    """What the front knows of the processor, learnt from a worker without importing it."""
+
+    name: str
+    target: str
+    batch_size: int
+    video: str = "frames"
+    input_schema: dict[str, Any] | None = None
+    input_fields: list[str] = field(default_factory=list)
+    preprocess: bool = False
+    postprocess: bool = False
+    canonical: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+def hook(processor: Any, name: str) -> Callable[..., Any] | None:
+    """The processor's hook ``name`` (``preprocess``, ``postprocess``), or None."""
+    found = getattr(processor, name, None)
+    return found if callable(found) else None
+
+
+def declared_input_type(processor: Any) -> Any:
+    """The type JSON requests are validated as: ``input_model``, else the hint of
+    ``preprocess``'s first parameter, else None (any JSON)."""
+    model = getattr(processor, "input_model", None)
+    if model is not None:
+        return model
+    preprocess = hook(processor, "preprocess")
+    if preprocess is None:
+        return None
+    parameters = list(inspect.signature(preprocess).parameters.values())
+    if not parameters:
+        raise ConfigError(f"{type(processor).__name__}.preprocess() takes no argument; it must take the request")
+    try:
+        hint = typing.get_type_hints(preprocess).get(parameters[0].name)
+    except Exception:  # an unresolvable forward reference: accept any JSON
+        return None
+    return None if hint in (None, Any) else hint
+
+
+def build_processor(settings: WorkerSettings) -> Any:
+    """The processor (a Processor, or a plain function wrapped as one) from its spec."""
+    from tidal.config.job import build_processor as build
+
+    return build(settings.spec, settings.allowed)
+
+
+def describe(settings: WorkerSettings) -> ProcessorInfo:
+    """Import, validate and describe the processor (in a worker: the front never imports it).
+    Raises TidalError (ConfigError) naming the spec when it is wrong."""
+    from tidal.config.spec import canonical, resolve, validate_kwargs
+    from tidal.processors.base import is_processor_class
+    from tidal.serve.inputs import Inputs
+
+    spec = settings.spec
+    try:
+        target = resolve(spec, settings.allowed)
+        function = not is_processor_class(target)
+        validate_kwargs(spec, target, settings.allowed, skip_first=function)
+        processor = build_processor(settings)
+        inputs = Inputs(processor, settings)
+        return ProcessorInfo(
+            name=type(processor).__name__ if not function else spec.target.rsplit(".", 1)[-1],
+            target=spec.target, batch_size=max(1, int(getattr(processor, "batch_size", 1) or 1)),
+            video=inputs.video, input_schema=inputs.schema(), input_fields=inputs.fields(),
+            preprocess=inputs.preprocess is not None, postprocess=hook(processor, "postprocess") is not None,
+            canonical=canonical(spec, target, function), doc=(inspect.getdoc(target) or "").split("\n\n")[0],
+        )
+    except TidalError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"{spec.where}: {spec.target}: {type(error).__name__}: {error}") from None
