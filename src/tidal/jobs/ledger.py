@@ -86,6 +86,11 @@ class Ledger:
         atomically: after a crash either all of it is there or none."""
         raise NotImplementedError
 
+    def record_many(self, messages: list[BatchMessage]) -> None:
+        """Several messages in order (a backend may write them in one transaction)."""
+        for message in messages:
+            self.record(message)
+
     def counts(self) -> JobCounts:
         """Done items, failed items and failed partitions, counted from the ledger itself."""
         raise NotImplementedError

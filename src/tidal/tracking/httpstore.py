@@ -26,29 +26,28 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from tidal.errors import ConfigError, StoreError, TidalError, UsageError
-from tidal.tracking.artifacts import (
-    ArtifactNameError,
-    ArtifactNotFound,
-    ArtifactStoreError,
+from tidal.errors import (
     ArtifactTooLarge,
-    normalize_name,
-    validate_run_id,
+    ConfigError,
+    StoreError,
+    TidalError,
+    TokenRefused,
+    UsageError,
+    error_by_name,
 )
-from tidal.tracking.store import Batch, RunExists, RunNotFound, Store
+from tidal.tracking.artifacts import normalize_name, validate_run_id
+from tidal.tracking.store import Batch, Store
+from tidal.types import JobId
 
 if TYPE_CHECKING:
     import httpx
+
+    from tidal.jobs.ledger import Ledger
 
 API_PREFIX = "/api/v1"
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 RETRY_STATUSES = frozenset({502, 503, 504})
 UPLOAD_CHUNK = 1024 * 1024
-# The server names the class of each error it answers with; the same class is raised here.
-_KNOWN_ERRORS: tuple[type[TidalError], ...] = (RunNotFound, ArtifactNotFound, ArtifactNameError, ArtifactTooLarge,
-                                               ArtifactStoreError, UsageError, ConfigError, StoreError)
-_ERRORS: dict[str, type[TidalError]] = {kind.__name__: kind for kind in _KNOWN_ERRORS}
-_ERRORS |= {"RunExists": RunExists, "RequestTooLarge": UsageError, "ValidationError": UsageError}
 
 
 def encode_non_finite(value: Any) -> Any:
@@ -162,6 +161,42 @@ class HTTPStore(Store):
         response = self._call("GET", _artifact_path(run_id, name), stream=True)
         return cast(BinaryIO, io.BufferedReader(_ResponseStream(response, self), buffer_size=UPLOAD_CHUNK))
 
+    # -- jobs --------------------------------------------------------------------------------
+
+    def ledger(self, job_id: JobId) -> Ledger:
+        from tidal.jobs.http_ledger import HTTPLedger
+
+        return HTTPLedger(self._call, job_id)
+
+    def list_jobs(self, prefix: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit} | ({"prefix": prefix} if prefix is not None else {})
+        return cast(list[dict[str, Any]], self._call("GET", "jobs", params=params).json()["jobs"])
+
+    def get_job(self, job_id: JobId, max_failures: int = 20) -> dict[str, Any]:
+        found = self._call("GET", f"jobs/{_segment(job_id)}", params={"max_failures": max_failures})
+        return cast(dict[str, Any], found.json())
+
+    def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
+        """Streamed as JSON lines (NaN and infinities as JSON's NaN/Infinity tokens, the way results
+        are stored): millions of rows in bounded memory."""
+        params = {"include_failed": "true" if include_failed else "false"}
+        response = self._call("GET", f"jobs/{_segment(job_id)}/results", params=params, stream=True)
+        return self._result_lines(job_id, response)
+
+    def _result_lines(self, job_id: JobId, response: httpx.Response) -> Iterator[dict[str, Any]]:
+        try:
+            for line in response.iter_lines():
+                if line:
+                    yield cast(dict[str, Any], json.loads(line))
+        except self._httpx.HTTPError as error:
+            raise StoreError(f"reading job {job_id}'s results from {self.url} broke off: {error}; "
+                             "run the command again") from error
+        finally:
+            response.close()
+
+    def describe(self) -> str:
+        return f"the tidal server at {self.url}"
+
     def close(self) -> None:
         self.client.close()
 
@@ -194,6 +229,8 @@ class HTTPStore(Store):
                 response.read()
                 response.close()
                 failure = f"{response.status_code}: {_message(response)}"
+                if attempt == tries - 1 and error_by_name(_error_type(response)):
+                    self._raise_for(response, upload)  # the server said what is wrong: say it too
                 continue
             if creating and attempt and response.status_code == 409:
                 return response  # our own create landed; its answer was lost on the way back
@@ -209,12 +246,13 @@ class HTTPStore(Store):
         response.read()
         response.close()
         if response.status_code == 401:
-            raise ConfigError(f"the tidal server at {self.url} refused the token "
+            raise TokenRefused(f"the tidal server at {self.url} refused the token "
                               f"({'none was sent' if not self.token else 'it is wrong'}): set TIDAL_TOKEN to "
                               "the content of the server's --token-file")
         if upload and response.status_code == 413:
             raise ArtifactTooLarge(_message(response))
-        error_class = _ERRORS.get(_error_type(response)) or _class_for_status(response.status_code)
+        # the server names the class of the error (tidal.errors.HTTP_ERRORS): the same class is raised here
+        error_class = error_by_name(_error_type(response)) or _class_for_status(response.status_code)
         raise error_class(_message(response))
 
 

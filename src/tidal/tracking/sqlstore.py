@@ -228,12 +228,20 @@ class SQLStore(Store):
         with self._connect() as connection:
             detail = sqljobs.job_detail(connection, job_id, max_failures)
         if detail is None:
-            raise JobNotFound(f"no job {job_id!r} in {self.describe()}; `tidal jobs ls` lists the jobs")
+            raise self._no_job(job_id)
         return detail | {"runs": self.list_runs(job_id=job_id)}
 
     def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
+        if not any(job["id"] == job_id for job in self.list_jobs(prefix=job_id, limit=2)):
+            raise self._no_job(job_id)
+        return self._stream_results(job_id, include_failed)
+
+    def _stream_results(self, job_id: JobId, include_failed: bool) -> Iterator[dict[str, Any]]:
         with self._connect() as connection:
             yield from sqljobs.results(connection, job_id, include_failed)
+
+    def _no_job(self, job_id: JobId) -> JobNotFound:
+        return JobNotFound(f"no job {job_id!r} in {self.describe()}; `tidal jobs ls` lists the jobs")
 
     def describe(self) -> str:
         return f"the store {self.engine.url.render_as_string(hide_password=True)}"
