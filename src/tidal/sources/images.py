@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +63,7 @@ class Images(Source):
             tuple(entries[start : start + self.per_partition])
             for start in range(0, len(entries), self.per_partition)
         ]
-        return [
-            Partition(
-                id=f"{chunk[0][0]}@{chunk[0][1]}+{len(chunk) - 1}", size=len(chunk), payload=chunk
-            )
-            for chunk in chunks
-        ]
+        return [Partition(id=_partition_id(chunk), size=len(chunk), payload=chunk) for chunk in chunks]
 
     def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
         """Decode each file of the partition; a file that is no image yields an ItemFailure."""
@@ -88,6 +84,18 @@ class Images(Source):
         except DecodeError as error:
             return ItemFailure(key, str(error), meta)
         return Item(key, picture, meta)
+
+
+def _partition_id(chunk: tuple[tuple[str, str], ...]) -> str:
+    """``<first path>@<digest of every file's fingerprint>+<files after the first>``.
+
+    Every fingerprint, not only the first file's: a resumed job skips a finished partition by
+    its id, so a change to any of its files must give it a new id, or the change goes unread.
+    """
+    hasher = hashlib.sha256()
+    for path, digest in chunk:
+        hasher.update(f"{path}@{digest}\n".encode())
+    return f"{chunk[0][0]}@{hasher.hexdigest()[:12]}+{len(chunk) - 1}"
 
 
 def decode_image(

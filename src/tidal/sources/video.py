@@ -240,7 +240,8 @@ class _Decoding:
         reason = self.last_error or "the decoder produced no frame with this timestamp"
         for pts, index in sorted(self.wanted.items(), key=lambda entry: entry[1]):
             meta = _meta(self.segment, pts, index)
-            yield ItemFailure(_key(self.segment, index), f"frame not decoded: {reason}", meta)
+            error = f"frame {index} of {self.segment.path} not decoded ({reason}); {REENCODE_HINT}"
+            yield ItemFailure(_key(self.segment, index), error, meta)
 
 
 def _frames(
