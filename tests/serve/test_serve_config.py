@@ -36,9 +36,21 @@ def test_a_module_and_class_target() -> None:
     assert "mypackage" not in sys.modules  # checked by name: nothing imported
 
 
+def test_the_processor_spec_carries_imports_and_folder_and_parsing_leaves_sys_path(tmp_path: Path) -> None:
+    path = tmp_path / "service.hjson"
+    path.write_text('{processor: {"mymodels.Detector": {threshold: 0.3}}, imports: ["mymodels"]}')
+    before = list(sys.path)
+    spec = load_service(path).processor_spec
+    assert sys.path == before and "mymodels" not in sys.modules
+    assert (spec.target, spec.kwargs, spec.allowed[0]) == ("mymodels.Detector", {"threshold": 0.3}, "mymodels")
+    assert str(tmp_path.resolve()) in spec.paths
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"processor": {"os.system": {}}}, "'os.system' is outside the allowed modules"),
     ({"processor": {"tidal.processors.NoOp": {}}, "source": {}}, "a service has no source or engine"),
+    ({"processor": {"tidal.processors.NoOp": {}}, "htp": {}}, "'htp' (did you mean 'http'"),
+    ({"processor": {"tidal.processors.NoOp": {"inner": {"os.system": {}}}}}, "'os.system' is outside"),
     ({"processor": {"tidal.processors.NoOp": {}}, "http": {"idle_timout": 3}}, "did you mean 'idle_timeout'"),
     ({"processor": {"tidal.processors.NoOp": {}}, "http": {"max_workers": "2"}}, "http.max_workers: expected int"),
     ({"processor": {"tidal.processors.NoOp": {}}, "http": {"allow_urls": ["uploads"]}}, "is not a URL prefix"),
