@@ -131,3 +131,24 @@ def test_repeated_member_names_get_keys_of_their_own(
     build_tar(tmp_path / "shard.tar", [members[0], members[0]])
     first, second = read_all(TarShards(str(tmp_path / "shard.tar")))
     assert second.key == f"{first.key}#1"
+
+
+@pytest.mark.parametrize("damage", ["bad checksum", "cut before it"])
+def test_a_damaged_member_header_raises_instead_of_ending_the_shard(
+    tmp_path: Path, members: list[tuple[str, bytes]], damage: str
+) -> None:
+    shard = build_tar(tmp_path / "shard.tar", [members[0], members[2], members[4]])
+    with tarfile.open(shard) as archive:
+        offset = archive.getmember("samples/001.jpg").offset
+    data = bytearray(shard.read_bytes())
+    if damage == "bad checksum":
+        data[offset : offset + 4] = b"XXXX"
+    else:
+        del data[offset:]
+    shard.write_bytes(bytes(data))
+    source = TarShards(str(shard))
+    [partition] = source.partitions()
+    read: list[Item | ItemFailure] = []
+    with pytest.raises(DecodeError, match=rf"shard\.tar after 1 image members \(no valid member header at byte {offset}"):
+        read.extend(source.read(partition))
+    assert [item.meta["member"] for item in read] == ["samples/000.jpg"]

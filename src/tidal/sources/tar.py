@@ -22,6 +22,32 @@ from tidal.sources.images import IMAGE_EXTENSIONS, decode_image
 
 TAR_EXTENSIONS = ("tar", "tar.gz", "tgz", "tar.bz2", "tbz2", "tar.xz", "txz")
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+# The all-zero block that ends an archive; not in typeshed's tarfile.
+_END_OF_ARCHIVE: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+
+
+class _DamagedShard(tarfile.TarError):
+    """A member header that is damaged or missing where the archive has not ended."""
+
+
+class _CheckedHeader(tarfile.TarInfo):
+    """A member header that never passes for the end of the archive.
+
+    After the first member, tarfile takes a damaged header (bad checksum) or data that stops
+    where the next header should be for the end of the archive, so the shard's remaining
+    members would be lost without a word. Here only the end-of-archive block ends a shard.
+    """
+
+    @classmethod
+    def fromtarfile(cls, archive: tarfile.TarFile) -> _CheckedHeader:
+        try:
+            return super().fromtarfile(archive)
+        except _END_OF_ARCHIVE:
+            raise
+        except tarfile.HeaderError as error:
+            raise _DamagedShard(
+                f"no valid member header at byte {archive.offset} ({error}), before the archive's end"
+            ) from error
 
 
 class TarShards(Source):
@@ -64,7 +90,7 @@ class TarShards(Source):
         check_unchanged(shard, digest)
         seen: Counter[str] = Counter()
         try:
-            with tarfile.open(shard, mode="r|*") as archive:
+            with tarfile.open(shard, mode="r|*", tarinfo=_CheckedHeader) as archive:
                 for name, content in _image_members(archive, self._wanted):
                     # A name repeated in one archive still gets a key of its own.
                     suffix = f"#{seen[name]}" if seen[name] else ""
