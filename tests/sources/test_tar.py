@@ -149,6 +149,7 @@ def test_a_damaged_member_header_raises_instead_of_ending_the_shard(
     source = TarShards(str(shard))
     [partition] = source.partitions()
     read: list[Item | ItemFailure] = []
-    with pytest.raises(DecodeError, match=rf"shard\.tar after 1 image members \(no valid member header at byte {offset}"):
+    expected = rf"shard\.tar after 1 image members \(no valid member header at byte {offset}"
+    with pytest.raises(DecodeError, match=expected):
         read.extend(source.read(partition))
     assert [item.meta["member"] for item in read] == ["samples/000.jpg"]
