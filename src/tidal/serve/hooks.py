@@ -88,33 +88,24 @@ def declared_input_type(processor: Any) -> Any:
     return None if hint in (None, Any) else hint
 
 
-def build_processor(settings: WorkerSettings) -> Any:
-    """The processor (a Processor, or a plain function wrapped as one) from its spec."""
-    from tidal.config.job import build_processor as build
-
-    return build(settings.spec, settings.allowed)
-
-
 def describe(settings: WorkerSettings) -> ProcessorInfo:
-    """Import, validate and describe the processor (in a worker: the front never imports it).
-    Raises TidalError (ConfigError) naming the spec when it is wrong."""
-    from tidal.config.spec import canonical, resolve, validate_kwargs
-    from tidal.processors.base import is_processor_class
+    """Import, validate and describe the processor (in a worker: the front never imports it),
+    without setting it up. Raises TidalError (ConfigError) naming the spec when it is wrong."""
+    from tidal.processors.base import FunctionProcessor
     from tidal.serve.inputs import Inputs
 
-    spec = settings.spec
+    spec = settings.processor
     try:
-        target = resolve(spec, settings.allowed)
-        function = not is_processor_class(target)
-        validate_kwargs(spec, target, settings.allowed, skip_first=function)
-        processor = build_processor(settings)
+        canonical = spec.check()
+        processor = spec.build()
         inputs = Inputs(processor, settings)
+        function = processor.fn if isinstance(processor, FunctionProcessor) else None
         return ProcessorInfo(
-            name=type(processor).__name__ if not function else spec.target.rsplit(".", 1)[-1],
-            target=spec.target, batch_size=max(1, int(getattr(processor, "batch_size", 1) or 1)),
-            video=inputs.video, input_schema=inputs.schema(), input_fields=inputs.fields(),
-            preprocess=inputs.preprocess is not None, postprocess=hook(processor, "postprocess") is not None,
-            canonical=canonical(spec, target, function), doc=(inspect.getdoc(target) or "").split("\n\n")[0],
+            name=spec.name if function else type(processor).__name__, target=spec.target,
+            batch_size=max(1, int(processor.batch_size or 1)), video=inputs.video, input_schema=inputs.schema(),
+            input_fields=inputs.fields(), preprocess=inputs.preprocess is not None,
+            postprocess=hook(processor, "postprocess") is not None, canonical=canonical,
+            doc=(inspect.getdoc(function or type(processor)) or "").split("\n\n")[0],
         )
     except TidalError:
         raise

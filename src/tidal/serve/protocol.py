@@ -34,9 +34,12 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tidal.errors import TidalError
+
+if TYPE_CHECKING:
+    from tidal.processors.host import ProcessorSpec
 
 HEADER = struct.Struct("!Q")
 LARGE_MESSAGE_BYTES = 65536  # from this size a frame's header and body are written apart (no copy)
@@ -58,9 +61,7 @@ class Message:
 class WorkerSettings:
     """What a worker needs to build and serve the processor (from the service config)."""
 
-    spec: Any  # the processor's ObjectSpec
-    allowed: list[str]
-    sys_path: list[str]
+    processor: ProcessorSpec
     media: dict[str, Any]
     allow_urls: list[str]
     max_upload_bytes: int

@@ -6,6 +6,10 @@ arrives, the decoders (NumPy, PyAV, Pillow). It talks to the front over a Unix s
 typed messages of :mod:`tidal.serve.protocol`; a message it does not expect is a protocol
 error that ends the worker loudly (a traceback on stderr, exit code ``PROTOCOL_EXIT_CODE``).
 
+The processor is hosted by :class:`~tidal.processors.host.ProcessorHost`, as in ``tidal map``:
+the same build, setup, failure isolation (a request fails when one of its items fails, the
+others in its batch do not), result-count check, teardown, and the same JSON encoder.
+
 Two threads: a reader turns ``Predict`` messages into items (:mod:`tidal.serve.inputs`) and
 queues them in the :class:`~tidal.serve.batching.Batcher`; the main thread runs the batches
 and answers each request with its JSON bytes (encoded here: only builtins reach the front).
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -32,7 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tidal.errors import TidalError
-from tidal.serve.hooks import RequestError, build_processor, describe, hook
+from tidal.processors.host import Outcome, ProcessorHost, encode_json_bytes
+from tidal.serve.hooks import RequestError, describe, hook
 from tidal.serve.protocol import (
     Accepted,
     BatchDone,
@@ -58,7 +62,6 @@ from tidal.serve.protocol import (
 )
 
 if typing.TYPE_CHECKING:
-    from tidal.processors.base import Processor
     from tidal.serve.batching import Piece
     from tidal.serve.inputs import Inputs
 
@@ -79,7 +82,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not isinstance(first, (Setup, Describe)):
         raise unexpected(first, "a starting worker (it expects setup or describe first)")
-    sys.path[:0] = [entry for entry in first.settings.sys_path if entry not in sys.path]
     if isinstance(first, Describe):
         channel.send(_describe(first.settings))
         return
@@ -116,7 +118,7 @@ class ModelWorker:
         self.settings = settings
         self.batcher = Batcher(settings.max_batch_size, settings.max_wait)
         self.extras: dict[str, dict[str, Any]] = {}
-        self.processor: Processor | None = None
+        self.host = ProcessorHost(settings.processor)
         self.inputs: Inputs | None = None
         self.postprocess: Callable[..., Any] | None = None
         self.protocol_error: ProtocolError | None = None
@@ -135,34 +137,29 @@ class ModelWorker:
             self._teardown()
 
     def _start(self) -> bool:
-        """Build and set up the processor, telling the front how far it got."""
+        """Import, build and set up the processor, telling the front how far it got."""
         from tidal.serve.inputs import Inputs
 
-        target = self.settings.spec.target
+        spec = self.settings.processor
         started = time.perf_counter()
         try:
-            self.channel.send(Status(f"importing {target}"))
-            processor = build_processor(self.settings)
+            self.channel.send(Status(f"importing {spec.target}"))
+            spec.check()  # imports its module: timed apart from setup(), the usual suspects of a slow start
             imported = time.perf_counter()
-            self.channel.send(Status(f"running {type(processor).__name__}.setup()"))
-            processor.setup()
-            self.inputs = Inputs(processor, self.settings)
+            self.channel.send(Status(f"building {spec.name} and running its setup()"))
+            self.host.start()
+            self.inputs = Inputs(self.host.processor, self.settings)
         except Exception as error:
             text = str(error) if isinstance(error, TidalError) else f"{type(error).__name__}: {error}"
-            self.channel.send(SetupFailed(f"{target}: setting up the processor failed: {text}",
+            self.channel.send(SetupFailed(f"{spec.target}: setting up the processor failed: {text}",
                                           traceback.format_exc()))
             return False
-        self.processor = processor
-        self.postprocess = hook(processor, "postprocess")
+        self.postprocess = hook(self.host.processor, "postprocess")
         self.channel.send(Ready(os.getpid(), imported - started, time.perf_counter() - imported))
         return True
 
     def _teardown(self) -> None:
-        try:
-            if self.processor is not None:
-                self.processor.teardown()
-        except Exception:  # the process exits anyway; say why the teardown failed
-            traceback.print_exc()
+        self.host.stop()  # a failing teardown() is logged (stderr) by the host
 
     def _read(self) -> None:
         """The reader thread: decode requests into items and queue them for batching."""
@@ -213,49 +210,22 @@ class ModelWorker:
     def _run_batch(self, pieces: list[Piece]) -> None:
         started = time.perf_counter()
         self.channel.send(Busy(len(pieces)))  # so the front can kill a process() that never returns
-        groups: dict[str, list[Piece]] = {}
-        for piece in pieces:
-            groups.setdefault(piece.request_id, []).append(piece)
-        results, failures = self._process_groups(pieces, groups)
-        self.channel.send(BatchDone(len(pieces), len(groups), time.perf_counter() - started))
-        for request_id, (message, trace) in failures.items():
+        outcomes = self.host.process([piece.item for piece in pieces])
+        requests = len({piece.request_id for piece in pieces})
+        self.channel.send(BatchDone(len(pieces), requests, time.perf_counter() - started))
+        failures = _failed_requests(pieces, outcomes)
+        for request_id, message in failures.items():
             self.batcher.fail(request_id)
             self.extras.pop(request_id, None)
-            self._send_error(request_id, 500, message, trace)
-        kept = [(piece, results[id(piece)]) for piece in pieces if piece.request_id not in failures]
+            self._send_error(request_id, 500, message)
+        kept = [(piece, outcome.result) for piece, outcome in zip(pieces, outcomes, strict=True)
+                if piece.request_id not in failures]
         for finished in self.batcher.complete([piece for piece, _ in kept], [result for _, result in kept]):
             extra = self.extras.pop(finished.request_id, {})
             if finished.cancelled:
                 self.channel.send(Cancelled(finished.request_id))
             else:
                 self._respond(finished.request_id, finished.results, extra)
-
-    def _process_groups(
-        self, pieces: list[Piece], groups: dict[str, list[Piece]]
-    ) -> tuple[dict[int, Any], dict[str, tuple[str, str]]]:
-        """Process the batch; when it raises, process each request alone so one bad request
-        fails alone. Returns results by piece and the failed requests' errors."""
-        try:
-            return dict(zip(map(id, pieces), self._process(pieces), strict=True)), {}
-        except Exception as error:
-            if len(groups) == 1:
-                return {}, {pieces[0].request_id: (_processor_error(error), traceback.format_exc())}
-        results: dict[int, Any] = {}
-        failures: dict[str, tuple[str, str]] = {}
-        for request_id, group in groups.items():
-            try:
-                results.update(zip(map(id, group), self._process(group), strict=True))
-            except Exception as error:
-                failures[request_id] = (_processor_error(error), traceback.format_exc())
-        return results, failures
-
-    def _process(self, pieces: list[Piece]) -> list[Any]:
-        assert self.processor is not None
-        results = self.processor.process([piece.item for piece in pieces])
-        if len(results) != len(pieces):
-            raise ValueError(f"process() returned {len(results)} results for {len(pieces)} items; "
-                             "return exactly one result per item, in order")
-        return results
 
     def _respond(self, request_id: str, results: list[Any], extra: dict[str, Any]) -> None:
         postprocess = self.postprocess
@@ -264,10 +234,10 @@ class ModelWorker:
         if response is _FAILED:
             return
         try:
-            body = encode_json(response)
+            body = encode_json_bytes(response)
         except (TypeError, ValueError) as error:
-            self._send_error(request_id, 500, f"the response cannot be encoded as JSON: {error}; return "
-                             "dicts, lists, strings, numbers (NumPy values are converted)", traceback.format_exc())
+            self._send_error(request_id, 500, f"the response cannot be encoded as JSON: {error}",
+                             traceback.format_exc())
             return
         self.channel.send(Result(request_id, body))
 
@@ -290,7 +260,7 @@ class ModelWorker:
             body["detail"] = detail
         if status >= 500:
             body["error_id"] = uuid.uuid4().hex[:12]
-        self.channel.send(Failed(request_id, status, encode_json(body), trace))
+        self.channel.send(Failed(request_id, status, encode_json_bytes(body), trace))
 
 
 def _import_decoders() -> None:
@@ -301,24 +271,10 @@ def _import_decoders() -> None:
         import tidal.sources.images  # noqa: F401
 
 
-def _processor_error(error: BaseException) -> str:
-    return f"the processor raised {type(error).__name__}: {error}"
-
-
-def encode_json(value: Any) -> bytes:
-    """JSON bytes of a response; NumPy values, pydantic models and dataclasses are converted."""
-    return json.dumps(value, default=_plain, separators=(",", ":")).encode()
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars
-        return value.tolist()
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+def _failed_requests(pieces: list[Piece], outcomes: list[Outcome]) -> dict[str, str]:
+    """The requests with a failed item, each with its first failure's error."""
+    failures: dict[str, str] = {}
+    for piece, outcome in zip(pieces, outcomes, strict=True):
+        if outcome.error is not None and piece.request_id not in failures:
+            failures[piece.request_id] = f"the processor failed on item {piece.index} of this request: {outcome.error}"
+    return failures
