@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from source_suite import FileSourceSuite, MakeSource
 
-from tidal.errors import ConfigError, DecodeError, SourceError
+from tidal.errors import ConfigError, DecodeError
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.clips import Clip, VideoClips, decode_clip
 from tidal.sources.video import VideoFrames
@@ -121,8 +121,3 @@ def test_bad_arguments_are_config_errors(arguments: dict[str, int], bikes_mp4: P
         VideoClips(str(bikes_mp4), **arguments)
     with pytest.raises(ConfigError):
         decode_clip(bikes_mp4, **arguments)
-
-
-def test_a_missing_path_is_a_source_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="does not exist"):
-        VideoClips(str(tmp_path / "nothing.mp4")).partitions()

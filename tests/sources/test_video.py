@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -99,12 +98,10 @@ def test_segments_start_at_keyframes(bikes_mp4: Path) -> None:
     assert ends == [partition.payload.seek_pts for partition in partitions[1:]] + [None]
 
 
-def test_listing_is_deterministic_and_pickles(bikes_mp4: Path, carphone_mp4: Path) -> None:
-    source = VideoFrames([str(carphone_mp4), str(bikes_mp4)], fps=3, segment_frames=60)
-    first, again = source.partitions(), pickle.loads(pickle.dumps(source)).partitions()
-    assert [p.id for p in first] == [p.id for p in again]
-    assert [p.payload for p in first] == [pickle.loads(pickle.dumps(p.payload)) for p in again]
-    assert first[0].payload.path == str(bikes_mp4)  # sorted by path
+def test_files_are_listed_in_path_order(bikes_mp4: Path, carphone_mp4: Path) -> None:
+    partitions = VideoFrames([str(carphone_mp4), str(bikes_mp4)], fps=3, segment_frames=60).partitions()
+    assert [p.payload.path for p in partitions] == sorted(p.payload.path for p in partitions)
+    assert partitions[0].payload.path == str(bikes_mp4)
 
 
 @pytest.mark.parametrize(
@@ -186,17 +183,6 @@ def test_an_edit_in_the_middle_of_a_same_size_file_changes_the_fingerprint(
     assert corrupt_mp4.stat().st_size == bikes_mp4.stat().st_size
     assert fingerprint(corrupt_mp4) != fingerprint(bikes_mp4)
     assert fingerprint_bytes(bikes_mp4.read_bytes()) == fingerprint(bikes_mp4)
-
-
-def test_a_file_changed_after_listing_is_not_read(
-    bikes_mp4: Path, copy_file: Callable[..., Path]
-) -> None:
-    copy = copy_file(bikes_mp4)
-    source = VideoFrames(str(copy), max_frames=1)
-    partition = source.partitions()[0]
-    copy.write_bytes(copy.read_bytes()[:-10])
-    with pytest.raises(DecodeError, match="changed since the job listed it"):
-        list(source.read(partition))
 
 
 def test_truncated_video_fails_its_partition(truncated_mp4: Path, bikes_mp4: Path) -> None:
