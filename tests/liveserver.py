@@ -1,11 +1,26 @@
-"""Helpers of the server tests: a real uvicorn server on 127.0.0.1 over a real store (SQLite in a
-temporary folder, or the PostgreSQL server of ``.ci/run``)."""
+"""One live-server helper for every test: a real uvicorn server on 127.0.0.1, in a thread of the
+test process, over any ASGI app (the tracking server, a service's front...).
+
+API::
+
+    with serving(app) as live:                 # started, and stopped (joined) on exit
+        httpx.get(live.url + "/healthz")       # live.url == f"http://127.0.0.1:{live.port}"
+    live = start_server(app, port=None, delay=0.0, wait=True)   # the same, stopped by live.stop()
+    free_port()                                # a port of 127.0.0.1 that was free a moment ago
+    sqlite_store(home), postgres_store(home)   # real stores for a server (PostgreSQL: tests/pgserver.py)
+    TOKEN                                      # a token for servers that require one
+
+``delay`` starts uvicorn that many seconds later (clients that must retry until it is up);
+``wait=False`` returns at once.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,3 +82,13 @@ def start_server(app: Any, port: int | None = None, delay: float = 0.0, wait: bo
             raise RuntimeError(f"uvicorn did not start on port {port}")
         time.sleep(0.01)
     return live
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[LiveServer]:
+    """``start_server(app, **options)`` for the length of a ``with`` block."""
+    live = start_server(app, **options)
+    try:
+        yield live
+    finally:
+        live.stop()

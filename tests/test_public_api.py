@@ -1,4 +1,5 @@
-"""The public API: what ``tidal.__all__`` promises exists, and ``import tidal`` stays light."""
+"""The public API: what ``tidal.__all__`` promises exists, ``import tidal`` stays light, and every
+error is one tree under ``TidalError`` with one registry of the names sent over HTTP."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import subprocess
 import sys
 
 import tidal
+from tidal import errors
 
 
 def test_every_exported_name_exists() -> None:
@@ -21,3 +23,23 @@ def test_import_tidal_does_not_load_heavy_dependencies() -> None:
             "print(','.join(heavy))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
+
+
+def test_every_error_is_a_tidal_error_drawn_in_the_hierarchy_and_sendable_over_http() -> None:
+    classes = [value for value in vars(errors).values()
+               if isinstance(value, type) and issubclass(value, BaseException)]
+    assert len(classes) >= 16
+    for error in classes:
+        assert issubclass(error, errors.TidalError), error
+        assert f" {error.__name__} " in errors.__doc__, f"{error.__name__} is not drawn in the docstring"
+        assert errors.error_by_name(errors.http_name(error)) is error
+        assert 400 <= error.http_status < 600
+    assert errors.error_by_name("ValidationError") is None  # pydantic's, answered by status
+
+
+def test_an_error_defined_elsewhere_travels_as_its_nearest_registered_ancestor() -> None:
+    class NoSuchModel(errors.RunNotFound):
+        pass
+
+    assert errors.http_name(NoSuchModel) == "RunNotFound"
+    assert NoSuchModel.http_status == 404

@@ -1,6 +1,8 @@
 """The dashboard in a real browser: uvicorn on 127.0.0.1 over a SQLite store, headless Chromium.
 
-One server and one browser serve the whole module (starting Chromium costs about a second).
+One server and one browser serve the whole module (starting Chromium costs about a second). The
+server-side tests need no browser; the browser tests skip only where Chromium or playwright is
+absent. The dashboard itself is imported plainly: if it cannot be imported, these tests fail.
 Set ``TIDAL_SCREENSHOTS=1`` to write the main pages to ``docs/screenshots/*.png``.
 """
 
@@ -17,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,20 +26,16 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image, ImageDraw
 
+from liveserver import serving
 from tidal.config.job import JobConfig, parse_job
-from tidal.database import connect
 from tidal.engines.inline import InlineEngine
-from tidal.jobs.inspect import list_jobs
 from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.jobs.runner import run_job
 from tidal.tracking.capture import environment
+from tidal.tracking.server.app import create_app
 from tidal.tracking.store import Batch, Store, open_store
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to test the dashboard")
-app_module = pytest.importorskip("tidal.tracking.server.app", reason="the REST API (tidal.tracking.server.app) is not there yet")
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
@@ -182,10 +179,10 @@ def populate(store: Store, home: Path) -> Runs:
     store.log_batch(xss, Batch(batch_id=uuid.uuid4().hex, params={"note": "<b>not bold</b>"},
                                tags={"<i>tag</i>": "x"}))
     completed_job = squares_job("squares", 120, 20, fail_on=[7, 55])
-    run_job(completed_job, state_home=home, engine=InlineEngine())
+    run_job(completed_job, store=store, state_home=home, engine=InlineEngine())
     interrupted_job = squares_job("squares-large", 400, 25)
     with pytest.raises(KeyboardInterrupt):
-        run_job(interrupted_job, state_home=home, engine=InlineEngine(), progress=StopAfter(20))
+        run_job(interrupted_job, store=store, state_home=home, engine=InlineEngine(), progress=StopAfter(20))
     job_run = next(run["id"] for run in store.list_runs() if run["kind"] == "job" and run["name"] == "squares")
     return Runs(baseline, tuned, failed, live, lost, xss, completed_job.job_id, interrupted_job.job_id, job_run)
 
@@ -212,35 +209,16 @@ def runs(store: Store, home: Path) -> Runs:
     return populate(store, home)
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread of this process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uvicorn_server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(store: Store, home: Path, runs: Runs) -> Iterator[str]:
     """The REST API and the dashboard, as ``tidal ui`` serves them."""
-    with serve(app_module.create_app(store, jobs_home=home)) as url:
-        yield url
+    with serving(create_app(store, jobs_home=home)) as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to test the dashboard")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}; apt-get install chromium to run the browser tests")
     with playwright_api.sync_playwright() as playwright:
@@ -404,12 +382,8 @@ def test_log_tail_shows_lines_logged_after_the_page_loaded(page: Any, runs: Runs
     assert page.locator("#log-tail .stderr").last.inner_text() == "late warning\n"
 
 
-def test_job_page_shows_progress_failures_and_its_runs(page: Any, runs: Runs, home: Path) -> None:
-    db = connect(home, create=False)
-    try:
-        jobs = {job["id"]: job for job in list_jobs(db)}
-    finally:
-        db.close()
+def test_job_page_shows_progress_failures_and_its_runs(page: Any, runs: Runs, store: Store) -> None:
+    jobs = {job["id"]: job for job in store.list_jobs()}
     interrupted = jobs[runs.job_interrupted]
     percent = 100 * (interrupted["done"] + interrupted["failed"]) / interrupted["total_items"]
     assert 0 < percent < 100
@@ -431,6 +405,7 @@ def test_job_page_shows_progress_failures_and_its_runs(page: Any, runs: Runs, ho
     assert page.locator(f"a[href='/jobs/{runs.job_completed}']").count() == 1
 
 
+@pytest.mark.slow
 def test_run_page_follows_a_run_until_it_ends(page: Any, store: Store) -> None:
     run_id = plain_run(store, "finishing", "detectron2", "running", time.time(), host=socket.gethostname(),
                        pid=os.getpid(), heartbeat_at=time.time())
@@ -443,13 +418,15 @@ def test_run_page_follows_a_run_until_it_ends(page: Any, store: Store) -> None:
     assert page.locator(".live-dot").count() == 0
 
 
-def test_job_page_refreshes_itself_while_the_job_runs(page: Any, home: Path) -> None:
+@pytest.mark.slow
+def test_job_page_refreshes_itself_while_the_job_runs(page: Any, home: Path, store: Store) -> None:
     job = squares_job("squares-slow", 120, 20, delay=0.15)
-    worker = threading.Thread(target=run_job, args=(job,), kwargs={"state_home": home, "engine": InlineEngine()})
+    worker = threading.Thread(target=run_job, args=(job,),
+                              kwargs={"store": store, "state_home": home, "engine": InlineEngine()})
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while job_status(home, job.job_id) != "running":
+        while job_status(store, job.job_id) != "running":
             assert time.monotonic() < deadline, "the job did not start"
             time.sleep(0.05)
         page.goto(f"/jobs/{job.job_id}")
@@ -460,16 +437,13 @@ def test_job_page_refreshes_itself_while_the_job_runs(page: Any, home: Path) -> 
         worker.join()
 
 
-def job_status(home: Path, job_id: str) -> str | None:
-    db = connect(home, create=False)
-    try:
-        return next((job["status"] for job in list_jobs(db) if job["id"] == job_id), None)
-    finally:
-        db.close()
+def job_status(store: Store, job_id: str) -> str | None:
+    return next((job["status"] for job in store.list_jobs() if job["id"] == job_id), None)
 
 
 def test_a_server_with_a_token_asks_for_it(store: Store, home: Path, runs: Runs) -> None:
-    with serve(app_module.create_app(store, token="s3cret", jobs_home=home)) as url:
+    with serving(create_app(store, token="s3cret", jobs_home=home)) as live:
+        url = live.url
         for path in ("/", f"/runs/{runs.baseline}", "/jobs"):
             refused = httpx.get(url + path)
             assert refused.status_code == 401 and 'name="token"' in refused.text

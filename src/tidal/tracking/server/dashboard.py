@@ -10,7 +10,7 @@ Pages (HTML, Jinja2 with autoescape; small hand-written JavaScript, no front-end
 | ``/jobs``, ``/jobs/{id}`` | batch jobs: progress, throughput, ETA, failures with their errors and item keys |
 | ``/static/{name}`` | the dashboard's CSS and JavaScript (package data) |
 
-The pages' JavaScript reads the REST API of ``tidal.tracking.server.app`` (``/api/v1/runs/{id}/logs``,
+The pages' JavaScript reads the REST API of ``tidal.tracking.server.api`` (``/api/v1/runs/{id}/logs``,
 ``/metrics`` and ``/artifacts/{name}``) for live updates, images and downloads.
 
 Example::
@@ -37,7 +37,7 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidal.tracking.server.app import presented_token, token_matches
+from tidal.tracking.server.auth import is_authorized
 from tidal.tracking.store import JobNotFound, RunNotFound, RunStatus, Store
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -87,8 +87,7 @@ class Dashboard:
 
         @functools.wraps(endpoint)
         def page(request: Request, **arguments: Any) -> HTMLResponse:
-            expected = getattr(request.app.state, "token", None)
-            if expected is not None and not token_matches(expected, presented_token(request)):
+            if not is_authorized(request):
                 return self.render(request, "login.html", status_code=401)
             return endpoint(request, **arguments)
 
