@@ -24,7 +24,8 @@ class Processor:
     """Base class of processors.
 
     ``setup()`` runs once per worker (load the model there), ``process(batch)`` returns one
-    result per item, in order, ``teardown()`` runs when the worker stops.
+    result per item, in order, ``teardown()`` runs when the worker stops. Engines and services
+    run processors through :class:`tidal.processors.host.ProcessorHost`.
 
     Example::
 
@@ -42,7 +43,10 @@ class Processor:
         """Load models and other per-worker state. Runs once per worker, before any batch."""
 
     def process(self, batch: list[Item]) -> list[Any]:
-        """Return one JSON-serialisable result (usually a dict) per item of ``batch``."""
+        """Return one result per item of ``batch``, in order: a dict (or a dataclass or pydantic
+        model) of JSON values, NumPy arrays and scalars, dates; see
+        :func:`tidal.processors.host.encode_json`. Raising fails the batch's items, which the
+        host then retries in halves so only the bad items fail."""
         raise NotImplementedError
 
     def teardown(self) -> None:
