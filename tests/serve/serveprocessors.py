@@ -3,8 +3,10 @@ this module under ``imports``, and the front passes its ``sys.path`` to its work
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -110,3 +112,31 @@ class BrokenSetup(Processor):
 
     def process(self, batch: list[Item]) -> list[Any]:
         return [None for _ in batch]
+
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+    y: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    number: int
+    square: int
+    label: str
+    day: datetime.date
+    tags: frozenset[str]
+    point: Point
+
+
+class Measure(Processor):
+    """Dataclass results (with a date, a set and a nested dataclass): they must read the same in
+    ``tidal map``'s rows and in ``tidal serve``'s responses."""
+
+    batch_size = 4
+
+    def process(self, batch: list[Item]) -> list[Any]:
+        return [Measurement(number=item.data, square=item.data ** 2, label=f"n{item.data}",
+                            day=datetime.date(2024, 5, 1 + item.data), tags=frozenset({"b", "a"}),
+                            point=Point(item.data, item.data / 2)) for item in batch]
