@@ -196,6 +196,21 @@ class FileSourceSuite(SourceSuite):
             assert not isinstance(outcome, Item), f"{outcome.key} was read from a changed file"
             assert str(changed) in message(outcome) and "changed" in message(outcome)
 
+    def test_a_file_removed_after_listing_is_reported_naming_it(
+        self, make_source: MakeSource, media_files: list[Path]
+    ) -> None:
+        source = make_source(as_paths(media_files))
+        partitions = source.partitions()
+        removed = media_files[0]
+        removed.unlink()
+        outcomes = list(outcomes_or_errors(source, partitions))
+        about_it = [outcome for outcome in outcomes if str(removed) in describe_outcome(outcome)]
+        assert about_it, f"nothing said that {removed} is gone"
+        for outcome in about_it:
+            assert not isinstance(outcome, Item), f"{outcome.key} was read from a removed file"
+            assert str(removed) in message(outcome)
+        assert any(isinstance(outcome, Item) for outcome in outcomes), "the other files were not read"
+
     @pytest.mark.parametrize("damage", DAMAGES)
     def test_a_damaged_file_is_reported_naming_it(
         self, make_source: MakeSource, media_files: list[Path], tmp_path: Path, damage: str
@@ -211,13 +226,19 @@ class FileSourceSuite(SourceSuite):
             outcomes = list(outcomes_or_errors(source, [partition]))
             if not any(isinstance(outcome, Exception) for outcome in outcomes):
                 assert partition.size is None or len(outcomes) == partition.size, partition.id
-            for outcome in outcomes:
-                if isinstance(outcome, Item):
-                    reported |= self.reports_damage(outcome)
-                    continue
-                assert str(broken) in message(outcome), f"the {damage} file is not named: {message(outcome)}"
-                reported = True
+            reported |= self.damage_reported(outcomes, broken)
         assert reported, f"a {damage} file was read without a word"
+
+    def damage_reported(self, outcomes: list[Outcome | SourceError], broken: Path) -> bool:
+        """Whether ``outcomes`` say the file is damaged; every failure and error must name it."""
+        reported = False
+        for outcome in outcomes:
+            if isinstance(outcome, Item):
+                reported |= self.reports_damage(outcome)
+            else:
+                assert str(broken) in message(outcome), f"{broken} is not named in: {message(outcome)}"
+                reported = True
+        return reported
 
     def test_missing_inputs_are_source_errors_naming_them(
         self, make_source: MakeSource, media_files: list[Path], tmp_path: Path
@@ -273,6 +294,13 @@ def outcomes_or_errors(source: Source, partitions: list[Partition]) -> Iterator[
             yield from list(source.read(partition))
         except SourceError as error:
             yield error
+
+
+def describe_outcome(outcome: Outcome | SourceError) -> str:
+    """An outcome's key and path, or an error's message: what it is about."""
+    if isinstance(outcome, SourceError):
+        return str(outcome)
+    return f"{outcome.key} {outcome.meta.get('path')}"
 
 
 def message(outcome: ItemFailure | SourceError) -> str:
