@@ -11,7 +11,7 @@ from host_suite import Hosted, ProcessorHostSuite, spec
 from tidal.engines.base import Engine, Task, Work
 from tidal.engines.inline import InlineEngine
 from tidal.engines.local import LocalEngine
-from tidal.errors import ProcessorError
+from tidal.errors import ConfigError, ProcessorError
 from tidal.processors.host import ProcessorHost, ProcessorSpec, encode_json
 from tidal.settings import DEFAULT_BATCH_SIZE
 from tidal.sources.base import Item
@@ -72,6 +72,15 @@ def test_a_plain_function_is_hosted_item_by_item() -> None:
     with ProcessorHost(spec("scaled", factor=3)) as host:
         outcomes = host.process([Item("a", 1), Item("b", 2)])
     assert [outcome.result for outcome in outcomes] == [{"scaled": 3}, {"scaled": 6}]
+
+
+def test_build_failures_say_so_and_config_errors_stay_config_errors() -> None:
+    with pytest.raises(ProcessorError, match=r"hostprocessors.Picky: setting up the processor failed while "
+                       r"building it: TypeError: .*'colour'"):
+        ProcessorHost(spec("Picky", colour="red")).start()
+    outside = ProcessorSpec("os.system", {"command": "true"})
+    with pytest.raises(ConfigError, match="'os.system' is outside the allowed modules"):
+        ProcessorHost(outside).start()
 
 
 def test_a_failing_teardown_is_reported_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -129,8 +129,8 @@ class ProcessorHost:
 
     def start(self) -> None:
         """Build the processor and run its ``setup()``; a failure says which and where."""
-        processor = self._stage("building it", self.spec.build)
-        self._stage(f"{type(processor).__name__}.setup()", processor.setup)
+        processor = self._stage("while building it", self.spec.build)
+        self._stage(f"in {type(processor).__name__}.setup()", processor.setup)
         self._processor = processor
 
     def _stage(self, stage: str, step: Callable[[], _Value]) -> _Value:
@@ -139,7 +139,7 @@ class ProcessorHost:
         except ConfigError:  # already names the config path; exits with 2 as config errors do
             raise
         except Exception as error:
-            raise ProcessorError(f"{self.spec.target}: setting up the processor failed in {stage}: "
+            raise ProcessorError(f"{self.spec.target}: setting up the processor failed {stage}: "
                                  f"{describe_error(error, with_origin=True)}") from error
 
     def process(self, items: list[Item]) -> list[Outcome]:
