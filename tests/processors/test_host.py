@@ -79,7 +79,7 @@ def test_build_failures_say_so_and_config_errors_stay_config_errors() -> None:
                        r"building it: TypeError: .*'colour'"):
         ProcessorHost(spec("Picky", colour="red")).start()
     outside = ProcessorSpec("os.system", {"command": "true"})
-    with pytest.raises(ConfigError, match="'os.system' is outside the allowed modules"):
+    with pytest.raises(ConfigError, match=r"'os\.system' is outside the allowed modules"):
         ProcessorHost(outside).start()
 
 
