@@ -169,6 +169,7 @@ def test_oversized_requests_are_413_naming_the_limit(api: httpx.Client, project:
     streamed = api.post(f"/runs/{run_id}/batches", content=iter([batch[:1000], batch[1000:]]), headers=headers)
     for response in (declared, streamed):
         assert response.status_code == 413 and "1048576 bytes" in response.json()["error"]
+        assert response.json()["type"] == "RequestTooLarge"  # also when FastAPI was reading the body
     declared_upload = api.put(f"/runs/{run_id}/artifacts/huge.bin", content=b"x" * (8 * 2**20 + 1))
     assert declared_upload.status_code == 413 and "8388608 bytes" in declared_upload.json()["error"]
     too_big = api.put(f"/runs/{run_id}/artifacts/huge.bin", content=iter([b"x" * 2**20] * 9))
