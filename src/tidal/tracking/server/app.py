@@ -93,8 +93,8 @@ def _exception_handlers(app: FastAPI) -> None:
 
 def _tidal_error(_request: Request, error: Exception) -> Response:
     """Our own errors: their class says the status and the name the client raises again."""
-    status = cast(TidalError, error).http_status
-    return error_response(status, str(error), http_name(type(cast(TidalError, error))), _ERROR_HEADERS.get(status))
+    kind = cast(type[TidalError], type(error))
+    return error_response(kind.http_status, str(error), http_name(kind), _ERROR_HEADERS.get(kind.http_status))
 
 
 def _validation_error(_request: Request, error: Exception) -> Response:
