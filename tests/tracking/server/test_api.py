@@ -274,11 +274,13 @@ def test_jobs_are_read_from_the_embedded_store(api: httpx.Client, sqlite_home: P
     assert api.get("/jobs/nope").status_code == 404
 
 
-def test_without_a_jobs_home_there_are_no_jobs(serve: Callable[..., LiveServer], tmp_path: Path) -> None:
+def test_a_store_without_jobs_lists_none_and_an_unknown_job_is_404(serve: Callable[..., LiveServer],
+                                                                   tmp_path: Path) -> None:
     server = serve(create_app(sqlite_store(tmp_path)))
     assert httpx.get(server.url + API + "/jobs").json() == {"jobs": []}
     missing = httpx.get(server.url + API + "/jobs/abc")
-    assert missing.status_code == 404 and "tidal ui" in missing.json()["error"]
+    assert missing.status_code == 404 and missing.json()["type"] == "JobNotFound"
+    assert "tidal jobs ls" in missing.json()["error"]
 
 
 @needs_postgres
