@@ -37,8 +37,9 @@ LOG = logging.getLogger("tidal.serve")
 
 def create_app(config: ServiceConfig, info: ProcessorInfo | None = None, track: bool = True,
                backend: Backend | None = None) -> FastAPI:
-    """The front's FastAPI application over ``backend`` (a LocalBackend unless given; the
-    processor is described in a worker if ``info`` is None). ``app.state.backend`` is the backend."""
+    """The front's FastAPI application over ``backend`` (unless given: a LocalBackend, its service
+    a tracked run when ``track``); the processor is described in a worker if ``info`` is None.
+    ``app.state.backend`` is the backend."""
     info = info or describe_processor(config)
     if backend is None:
         tracker = ServiceTracker.start(config, info) if track else ServiceTracker()
