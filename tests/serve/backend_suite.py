@@ -128,6 +128,18 @@ class BackendSuite:
 
         run(test())
 
+    def test_scale_down_max_workers_stops_idle_workers_at_once(self, make_backend: MakeBackend) -> None:
+        async def test() -> None:
+            async with started(make_backend(echo(), min_workers=2, max_workers=2, idle_timeout=60)) as backend:
+                await eventually(lambda: sum(w["state"] == "ready" for w in backend.status()["workers"]) == 2, 20,
+                                 "min_workers=2 did not start two workers")
+                backend.scale(min_workers=0, max_workers=1)
+                await eventually(lambda: len(backend.status()["workers"]) == 1, 10,
+                                 "max_workers=1 kept two idle workers")
+                assert results(await predict(backend, "x"))[0]["pid"] == backend.status()["workers"][0]["pid"]
+
+        run(test())
+
     def test_stop_ends_the_workers_and_refuses_later_requests(self, make_backend: MakeBackend) -> None:
         async def test() -> None:
             backend = make_backend(echo(), idle_timeout=60)
