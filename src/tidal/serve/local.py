@@ -216,7 +216,7 @@ class LocalBackend(Backend):
 
     async def _run_worker(self, worker: Worker) -> str:
         """Start the worker, act on what it says until it exits; why it exited."""
-        from tidal.engines.local import _exit_reason  # the engine's helper, private there (issue 7's notes)
+        from tidal.engines.local import _exit_reason  # private there; wants a public name (issue 7)
 
         assert isinstance(worker, WorkerProcess)
         await worker.start(self.settings)

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _die_with_front(front_pid: int) -> None:
-    # the engine's helper, private there: see the serving notes of issue 7
+    # private in tidal.engines.local; serving should import a public name once the engine has one (issue 7)
     from tidal.engines.local import _die_with_parent
 
     _die_with_parent()
