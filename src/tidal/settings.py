@@ -35,3 +35,28 @@ def allowed_modules() -> list[str]:
     """Module prefixes from ``$TIDAL_ALLOW`` (comma-separated) that configs may name."""
     raw = os.environ.get("TIDAL_ALLOW", "")
     return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def _text(name: str) -> str | None:
+    """An environment variable's value, None when unset or empty."""
+    return os.environ.get(name) or None
+
+
+def tracking_uri() -> str | None:
+    """``$TIDAL_TRACKING_URI``: the store of runs and jobs (None: the embedded SQLite file)."""
+    return _text("TIDAL_TRACKING_URI")
+
+
+def token() -> str | None:
+    """``$TIDAL_TOKEN``: the bearer token sent to a tidal server."""
+    return _text("TIDAL_TOKEN")
+
+
+def artifacts_url() -> str | None:
+    """``$TIDAL_ARTIFACTS``: where a SQL store keeps files (None: ``<home>/artifacts``)."""
+    return _text("TIDAL_ARTIFACTS")
+
+
+def s3_endpoint_url() -> str | None:
+    """``$TIDAL_S3_ENDPOINT_URL``: an S3-protocol endpoint (MinIO); None means AWS."""
+    return _text("TIDAL_S3_ENDPOINT_URL")

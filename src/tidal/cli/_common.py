@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +10,7 @@ from rich.console import Console
 
 from tidal.config.job import load_config
 from tidal.errors import StoreError, UsageError
-from tidal.settings import DB_FILENAME, home
+from tidal.settings import DB_FILENAME, home, tracking_uri
 from tidal.tracking.store import Store, open_store
 
 StoreOption = Annotated[Optional[str], typer.Option(
@@ -21,7 +20,7 @@ StoreOption = Annotated[Optional[str], typer.Option(
 def reading_store(url: str | None = None) -> Store:
     """The store a read-only command looks in; an embedded one that does not exist yet is an error
     (reading must not create a state folder)."""
-    if not (url or os.environ.get("TIDAL_TRACKING_URI")) and not (home() / DB_FILENAME).exists():
+    if not (url or tracking_uri()) and not (home() / DB_FILENAME).exists():
         raise StoreError(f"no tidal state in {home()}: run `tidal map` first, set TIDAL_HOME, "
                          "or point TIDAL_TRACKING_URI (or --store) at a team's store")
     return open_store(url)

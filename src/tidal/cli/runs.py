@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tidal.cli._common import console
+from tidal.status import RunStatus
 from tidal.tracking.store import Store, open_store
 
 app = typer.Typer(help="List, show and compare tracked runs.", no_args_is_help=True)
@@ -108,7 +109,8 @@ def _when(timestamp: float | None) -> str:
 
 
 def _duration(run: dict[str, Any]) -> str:
-    end = run.get("ended_at") or (None if run["status"] != "running" else datetime.datetime.now().timestamp())
+    running = run["status"] == RunStatus.RUNNING.value
+    end = run.get("ended_at") or (datetime.datetime.now().timestamp() if running else None)
     if not end:
         return "-"
     seconds = max(0.0, end - run["started_at"])

@@ -132,22 +132,13 @@ def _app(store_url: str, artifacts: str | None, token: str | None) -> FastAPI:
     artifact_store: Any = getattr(store, "artifact_store", None)
     if artifact_store is not None:
         artifact_store.check()  # a wrong bucket or an unwritable folder fails now, not on the first upload
-    return create_app(store, token=token, jobs_home=_jobs_home(store_url))
+    return create_app(store, token=token)
 
 
 def _embedded_url() -> str:
     from tidal.database import sqlite_url
 
     return sqlite_url(settings.home())
-
-
-def _jobs_home(store_url: str) -> Path | None:
-    """The folder of an embedded store file, whose ``tidal map`` jobs the API lists."""
-    prefix = "sqlite:///"
-    if store_url.startswith(prefix):
-        path = Path(store_url[len(prefix):])
-        return path.parent if path.name == settings.DB_FILENAME else None
-    return None
 
 
 def _public_url(host: str, port: int) -> str:

@@ -25,10 +25,11 @@ from multiprocessing.context import BaseContext
 from typing import Any, Literal
 
 from tidal.engines.base import BatchMessage, Engine, Task, Work
-from tidal.engines.partition import FAILED, PartitionReader
+from tidal.engines.partition import PartitionReader
 from tidal.errors import ProcessorError
 from tidal.processors.host import ProcessorHost
 from tidal.settings import INFLIGHT_PER_WORKER
+from tidal.status import PartitionStatus
 
 POLL_SECONDS = 0.5
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -135,7 +136,7 @@ class _Pool:
         if slot.pending:
             failed = slot.pending.popleft()
             reason = _exit_reason(slot.process.exitcode)
-            yield BatchMessage(failed.partition.id, [], (FAILED, (
+            yield BatchMessage(failed.partition.id, [], (PartitionStatus.FAILED.value, (
                 f"worker process died ({reason}) while running partition {failed.partition.id};"
                 " run again with --retry-failed to retry it")))
         slot.results.close()

@@ -14,12 +14,8 @@ from tidal.engines.base import BatchMessage, Row, Task, Work
 from tidal.errors import DecodeError
 from tidal.processors.host import Outcome, ProcessorHost, describe_error, encode_json, is_record
 from tidal.sources.base import Item, ItemFailure
+from tidal.status import ItemStatus, PartitionStatus
 from tidal.types import ItemKey, PartitionId
-
-# ItemStatus / PartitionStatus values. The enums live in tidal.jobs.ledger, which imports this
-# package (BatchMessage): importing them here would make an import cycle.
-DONE = "done"
-FAILED = "failed"
 
 
 class PartitionReader:
@@ -36,7 +32,7 @@ class PartitionReader:
         partition_id = task.partition.id
         batch: list[Item] = []
         failures: list[Row] = []
-        end: tuple[str, str | None] = (DONE, None)
+        end: tuple[str, str | None] = (PartitionStatus.DONE.value, None)
         try:
             for item in self.source.read(task.partition):
                 if item.key in task.skip:
@@ -49,9 +45,9 @@ class PartitionReader:
                     yield self._message(partition_id, failures + self.process(partition_id, batch))
                     batch, failures = [], []
         except DecodeError as error:
-            end = (FAILED, str(error))
+            end = (PartitionStatus.FAILED.value, str(error))
         except Exception as error:  # a source bug must fail this partition, not the job
-            end = (FAILED, f"reading {partition_id} failed: {describe_error(error)}")
+            end = (PartitionStatus.FAILED.value, f"reading {partition_id} failed: {describe_error(error)}")
         yield self._message(partition_id, failures + self.process(partition_id, batch), end)
 
     def process(self, partition_id: PartitionId, items: list[Item]) -> list[Row]:
@@ -70,8 +66,9 @@ class PartitionReader:
 
     def _row(self, partition_id: PartitionId, key: ItemKey, meta: dict[str, Any], result: str | None,
              error: str | None) -> Row:
-        return Row(self.job_id, partition_id, key, DONE if error is None else FAILED, meta.get("path"),
-                   meta.get("frame_index"), encode_json(meta), result, error)
+        status = ItemStatus.DONE if error is None else ItemStatus.FAILED
+        return Row(self.job_id, partition_id, key, status.value, meta.get("path"), meta.get("frame_index"),
+                   encode_json(meta), result, error)
 
     @staticmethod
     def _message(partition_id: PartitionId, rows: list[Row], end: tuple[str, str | None] | None = None

@@ -12,34 +12,19 @@ Implementations, all passing ``tests/jobs/ledger_suite.py``:
 - :class:`~tidal.jobs.sqlite_ledger.SQLiteLedger`: plain sqlite3 on the embedded file (the fast path);
 - :class:`~tidal.jobs.sql_ledger.SQLLedger`: SQLAlchemy over the same tables (PostgreSQL, or SQLite);
 - :class:`~tidal.jobs.http_ledger.HTTPLedger`: a tidal server's REST API, messages sent in groups.
+
+The statuses live in :mod:`tidal.status` (imported here for the ledgers' callers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, NamedTuple
 
 from tidal.engines.base import BatchMessage
+from tidal.status import ItemStatus, JobStatus, PartitionStatus
 from tidal.types import ItemKey, JobId, PartitionId
-
-
-class ItemStatus(str, Enum):
-    DONE = "done"
-    FAILED = "failed"
-
-
-class PartitionStatus(str, Enum):
-    DONE = "done"  # read to the end (some items may have failed)
-    FAILED = "failed"  # could not be read to the end; the error says why
-
-
-class JobStatus(str, Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"  # every item done
-    FAILED = "failed"  # finished, with failed items or partitions
-    INTERRUPTED = "interrupted"  # stopped by a signal or a crash of tidal itself
 
 
 class PartitionState(NamedTuple):

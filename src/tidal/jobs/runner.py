@@ -20,8 +20,9 @@ from tidal.jobs.lock import JobLock
 from tidal.jobs.plan import Plan
 from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.settings import home
+from tidal.status import RunStatus
 from tidal.tracking.run import Run
-from tidal.tracking.store import RunStatus, Store, open_store
+from tidal.tracking.store import Store, open_store
 
 JOBS_PROJECT = "jobs"  # the project of a job's runs unless the caller names one
 

@@ -113,8 +113,9 @@ class HTTPStore(Store):
         return cast(dict[str, Any], self._call("GET", f"runs/{_segment(run_id)}").json())
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        query = {"project": project, "status": status, "tag": tag, "search": search, "limit": limit}
+                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
+        query = {"project": project, "status": status, "tag": tag, "search": search, "limit": limit,
+                 "job_id": job_id}
         found = self._call("GET", "runs", params={k: v for k, v in query.items() if v is not None})
         return cast(list[dict[str, Any]], found.json()["runs"])
 

@@ -51,7 +51,7 @@ def job_detail(connection: Connection, job_id: JobId, max_failures: int) -> dict
         return None
     config = connection.execute(select(schema.jobs.c.config).where(schema.jobs.c.id == job_id)).scalar_one()
     partitions = schema.partitions
-    by_status = dict(connection.execute(  # type: ignore[arg-type]
+    by_status: dict[str, int] = dict(connection.execute(  # type: ignore[arg-type]
         select(partitions.c.status, func.count()).where(partitions.c.job_id == job_id)
         .group_by(partitions.c.status)).all())
     return found[0] | {

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from tidal.database import Guarded
+from tidal.status import RunStatus
 from tidal.tracking import schema, sqljobs
 from tidal.tracking.artifacts import ArtifactStore
 from tidal.tracking.store import (
@@ -31,7 +32,6 @@ from tidal.tracking.store import (
     JobNotFound,
     RunExists,
     RunNotFound,
-    RunStatus,
     Store,
 )
 from tidal.types import JobId
@@ -204,7 +204,7 @@ class SQLStore(Store):
                 if _is_lost(host, pid, beat or started, now)]
         if lost:
             with self._begin() as connection:
-                connection.execute(update(runs).where(runs.c.id.in_(lost), runs.c.status == "running")
+                connection.execute(update(runs).where(runs.c.id.in_(lost), runs.c.status == RunStatus.RUNNING.value)
                                    .values(status=RunStatus.LOST.value, ended_at=now))
         return len(lost)
 

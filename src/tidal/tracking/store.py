@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,14 +25,6 @@ if TYPE_CHECKING:
 
 LOST_AFTER_SECONDS = 90.0  # a running run whose heartbeat is older than this is lost
 RUN_JSON_FIELDS = ("config", "git", "environment", "stats", "argv")
-
-
-class RunStatus(str, Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    LOST = "lost"  # its process died without saying so
 
 
 @dataclass

@@ -45,7 +45,7 @@ def sqlite_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sqlite_server(sqlite_home: Path) -> Iterator[LiveServer]:
     """One server per test module, with a token and small limits (1 MiB requests, 8 MiB uploads)."""
     store = sqlite_store(sqlite_home)
-    live = start_server(create_app(store, token=TOKEN, jobs_home=sqlite_home, max_request_bytes=2**20,
+    live = start_server(create_app(store, token=TOKEN, max_request_bytes=2**20,
                                    max_upload_bytes=8 * 2**20))
     yield live
     live.stop()

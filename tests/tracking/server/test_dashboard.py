@@ -212,7 +212,7 @@ def runs(store: Store, home: Path) -> Runs:
 @pytest.fixture(scope="module")
 def server(store: Store, home: Path, runs: Runs) -> Iterator[str]:
     """The REST API and the dashboard, as ``tidal ui`` serves them."""
-    with serving(create_app(store, jobs_home=home)) as live:
+    with serving(create_app(store)) as live:
         yield live.url
 
 
@@ -442,7 +442,7 @@ def job_status(store: Store, job_id: str) -> str | None:
 
 
 def test_a_server_with_a_token_asks_for_it(store: Store, home: Path, runs: Runs) -> None:
-    with serving(create_app(store, token="s3cret", jobs_home=home)) as live:
+    with serving(create_app(store, token="s3cret")) as live:
         url = live.url
         for path in ("/", f"/runs/{runs.baseline}", "/jobs"):
             refused = httpx.get(url + path)

@@ -41,11 +41,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from tidal.status import RunStatus
 from tidal.tracking.artifacts import normalize_name, validate_run_id
 from tidal.tracking.httpstore import API_PREFIX
 from tidal.tracking.server.models import BatchIn, RunCreate, RunUpdate
 from tidal.tracking.server.responses import json_response
-from tidal.tracking.store import RunStatus, Store
+from tidal.tracking.store import Store
 
 DOWNLOAD_CHUNK = 1024 * 1024
 MAX_PAGE = 10_000
@@ -92,9 +93,10 @@ def _run_routes(api: APIRouter, store: Store, known: KnownRuns) -> None:
 
     @api.get("/runs", summary="List runs, newest first")
     def list_runs(project: str | None = None, status: RunStatus | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = Query(500, ge=1, le=MAX_PAGE)) -> Response:
+                  search: str | None = None, limit: int = Query(500, ge=1, le=MAX_PAGE),
+                  job_id: str | None = Query(None, max_length=32)) -> Response:
         runs = store.list_runs(project=project, status=status.value if status else None, tag=tag,
-                               search=search, limit=limit)
+                               search=search, limit=limit, job_id=job_id)
         return json_response({"runs": runs})
 
     @api.get("/runs/{run_id}", summary="One run with its params and tags")

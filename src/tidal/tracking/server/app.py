@@ -31,7 +31,6 @@ Example::
 from __future__ import annotations
 
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -52,27 +51,26 @@ from tidal.tracking.store import Store
 _ERROR_HEADERS = {401: CHALLENGE, 503: {"Retry-After": "1"}}
 
 
-def create_app(store: Store, *, token: str | None = None, jobs_home: Path | None = None,
-               max_request_bytes: int = 16 * 2**20, max_upload_bytes: int = 4 * 2**30) -> FastAPI:
+def create_app(store: Store, *, token: str | None = None, max_request_bytes: int = 16 * 2**20,
+               max_upload_bytes: int = 4 * 2**30) -> FastAPI:
     """The tidal server over ``store``.
 
     ``token``: when set, every ``/api/`` request needs ``Authorization: Bearer <token>`` (or the
-    ``tidal_token`` cookie that ``/login`` sets). ``jobs_home``: the embedded store's folder, whose
-    ``tidal map`` jobs ``/api/v1/jobs`` lists. Request bodies over ``max_request_bytes`` (artifact
-    uploads: ``max_upload_bytes``) get a 413.
+    ``tidal_token`` cookie that ``/login`` sets). Runs and ``tidal map`` jobs are read and written
+    through ``store``. Request bodies over ``max_request_bytes`` (artifact uploads:
+    ``max_upload_bytes``) get a 413.
     """
     app = FastAPI(title="tidal", version="1", summary="Runs, metrics, logs, artifacts and jobs of tidal.",
                   default_response_class=TidalJSONResponse)
     app.state.store = store
     app.state.token = token
-    app.state.jobs_home = jobs_home
     rest = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], route_class=StrictJSONRoute)
     api.add_routes(rest, store, max_upload_bytes)
-    jobs.add_routes(rest, jobs_home)
+    jobs.add_routes(rest, store)
     app.include_router(rest)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Liveness (never authenticated)")
     app.include_router(auth.router())
-    app.include_router(dashboard.router(store, jobs_home))
+    app.include_router(dashboard.router(store))
     _exception_handlers(app)
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_upload_bytes=max_upload_bytes)
     app.add_middleware(TokenGate, token=token)  # added last: runs first

@@ -16,7 +16,7 @@ The pages' JavaScript reads the REST API of ``tidal.tracking.server.api`` (``/ap
 Example::
 
     app = FastAPI()
-    app.include_router(dashboard.router(store, jobs_home=Path(".tidal")))
+    app.include_router(dashboard.router(open_store()))
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from tidal.status import RunStatus
 from tidal.tracking.server.auth import is_authorized
-from tidal.tracking.store import JobNotFound, RunNotFound, RunStatus, Store
+from tidal.tracking.store import JobNotFound, RunNotFound, Store
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -52,14 +53,14 @@ MAX_FAILURES_SHOWN = 50
 JOB_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
-def router(store: Store, jobs_home: Path | None) -> APIRouter:
-    """The dashboard's routes over ``store`` (runs) and ``jobs_home`` (the jobs ledger, or None).
+def router(store: Store) -> APIRouter:
+    """The dashboard's routes over ``store`` (its runs and jobs).
 
     Example::
 
-        app.include_router(router(open_store(), jobs_home=settings.home()))
+        app.include_router(router(open_store()))
     """
-    pages = Dashboard(store, jobs_home)
+    pages = Dashboard(store)
     routes = APIRouter(include_in_schema=False)
     for path, endpoint in (("/", pages.runs), ("/runs/{run_id}", pages.run), ("/compare", pages.compare),
                            ("/jobs", pages.jobs), ("/jobs/{job_id}", pages.job)):
@@ -72,9 +73,8 @@ def router(store: Store, jobs_home: Path | None) -> APIRouter:
 class Dashboard:
     """The page handlers; each reads the store, shapes a view and renders one template."""
 
-    def __init__(self, store: Store, jobs_home: Path | None) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.jobs_home = jobs_home
         self.templates = _template_environment()
         self.static_files = {path.name: path for path in STATIC.iterdir() if path.suffix in STATIC_TYPES}
         # a version per file in its URL: browsers may cache forever, an upgrade still reloads it

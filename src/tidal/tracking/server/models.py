@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from tidal.status import RunStatus
 from tidal.tracking.httpstore import NON_FINITE
-from tidal.tracking.store import Batch, RunStatus
+from tidal.tracking.store import Batch
 
 
 def _metric_value(value: Any) -> float:
