@@ -26,7 +26,7 @@ from tidal.engines.inline import InlineEngine
 from tidal.engines.local import LocalEngine
 from tidal.jobs.runner import run_job
 from tidal.sources.range import Range
-from tidal.tracking.store import open_store
+from tidal.tracking.stores import open_store
 
 TARGET_US = 20.0
 POSTGRES_TARGET_US = 60.0

@@ -17,7 +17,8 @@ import uuid
 from pathlib import Path
 
 from tidal.tracking.run import Run
-from tidal.tracking.store import Batch, open_store
+from tidal.tracking.store import Batch
+from tidal.tracking.stores import open_store
 
 TARGET_US = 20.0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tidal.database import sqlite_url
-from tidal.tracking.store import open_store
+from tidal.tracking.stores import open_store
 
 
 def job_rows(home: Path, job_id: str, include_failed: bool = False) -> list[dict[str, Any]]:

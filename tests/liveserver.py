@@ -29,7 +29,8 @@ import uvicorn
 
 from pgserver import POSTGRES_URL
 from tidal.database import sqlite_url
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 TOKEN = "test-token-0123456789"
 

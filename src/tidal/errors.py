@@ -22,10 +22,11 @@ The hierarchy (exit code for the CLI, HTTP status for the tracking server)::
     ├── JobLockedError          another ``tidal map`` is running the same job     exit 2  409
     ├── ArtifactNotFound        no such artifact in that run                      exit 2  404
     ├── ArtifactTooLarge        a streamed upload went past its size limit        exit 2  413
-    └── ArtifactStoreError      the artifact store cannot be reached or written   exit 2  503
-
-(``tidal.serve.RequestError``, a processor's hook answering a request with a 4xx, joins this
-module when the serving package settles.)
+    ├── ArtifactStoreError      the artifact store cannot be reached or written   exit 2  503
+    ├── RequestError            ``tidal serve`` refuses a request (its own status: a bad
+    │                           body, an upload too large, a processor hook's 4xx)
+    └── ProtocolError           a model worker broke the front↔worker protocol (the
+                                worker is killed and replaced)
 
 Over HTTP an error travels as ``{"error": message, "type": name}`` with the class's
 ``http_status``; :data:`HTTP_ERRORS` is the one list of the names a tidal server answers with,
@@ -147,11 +148,36 @@ class ArtifactStoreError(TidalError):
     http_status = 503
 
 
+class RequestError(TidalError):
+    """A request a service refuses: the HTTP ``status`` and a message for the client. (Answered
+    with that status by ``tidal serve``; not in :data:`HTTP_ERRORS`, which the tracking server
+    answers with.)
+
+    Raise it from a processor's ``preprocess`` or ``postprocess`` to answer a 4xx instead of a 500::
+
+        if len(request.text) > 10_000:
+            raise RequestError(413, "text longer than 10000 characters; split it")
+    """
+
+    def __init__(self, status: int, message: str, detail: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+class ProtocolError(TidalError):
+    """A message that breaks the front↔worker protocol of ``tidal serve``: an unknown tag, wrong
+    fields, or a kind the receiver does not expect. The sender cannot be trusted any more."""
+
+    http_status = 502
+
+
 # The names a tidal server answers with, each the name of its class.
 HTTP_ERRORS: dict[str, type[TidalError]] = {error.__name__: error for error in (
     TidalError, ConfigError, TokenRefused, UsageError, RunNotFound, RunExists, JobNotFound, ArtifactNameError,
     RequestTooLarge, SourceError, DecodeError, ProcessorError, StoreError, JobLockedError, ArtifactNotFound,
-    ArtifactTooLarge, ArtifactStoreError,
+    ArtifactTooLarge, ArtifactStoreError, ProtocolError,
 )}
 
 

@@ -20,7 +20,8 @@ from tidal.tracking.artifacts import open_artifact_store
 from tidal.tracking.httpstore import HTTPStore
 from tidal.tracking.server.app import create_app
 from tidal.tracking.sqlstore import SQLStore
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 
 class TestSQLiteLedger(LedgerSuite):

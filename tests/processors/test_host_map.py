@@ -14,7 +14,7 @@ from tidal.database import sqlite_url
 from tidal.engines.local import LocalEngine
 from tidal.jobs.runner import run_job
 from tidal.sinks.export import export
-from tidal.tracking.store import open_store
+from tidal.tracking.stores import open_store
 
 
 def test_dataclass_results_run_and_export_like_dicts(tmp_path: Path) -> None:

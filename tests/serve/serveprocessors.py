@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tidal.errors import RequestError
 from tidal.processors.base import Processor
-from tidal.serve.hooks import RequestError
 from tidal.sources.base import Item
 
 

@@ -8,9 +8,10 @@ import pytest
 from backend_suite import BackendSuite, MakeBackend
 from servehelpers import HERE
 
+from tidal.errors import ProtocolError
 from tidal.serve.config import parse_service
 from tidal.serve.local import LocalBackend, WorkerProcess, describe_processor
-from tidal.serve.protocol import Predict, ProtocolError, Stop
+from tidal.serve.protocol import Predict, Stop
 
 
 def local_backend(processor: dict[str, Any], **http: Any) -> LocalBackend:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from servehelpers import HERE
 
+from tidal.errors import ProtocolError
 from tidal.serve.config import parse_service
 from tidal.serve.local import worker_settings
 from tidal.serve.protocol import (
@@ -20,7 +21,6 @@ from tidal.serve.protocol import (
     Accepted,
     Channel,
     Failed,
-    ProtocolError,
     Ready,
     Setup,
     Status,

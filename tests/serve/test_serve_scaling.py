@@ -6,7 +6,7 @@ import time
 
 from servehelpers import echo, pid_alive, running_front, wait_for
 
-from tidal.tracking.store import open_store
+from tidal.tracking.stores import open_store
 
 
 def test_first_request_starts_a_worker_that_exits_when_idle() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tidal.tracking.store import Batch, RunNotFound, Store
+from tidal.errors import RunNotFound
+from tidal.tracking.store import Batch, Store
 
 
 def new_run(store: Store, project: str, **fields: Any) -> str:

@@ -15,7 +15,8 @@ import pytest
 
 from tidal.errors import UsageError
 from tidal.tracking.run import start_run
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 
 def run_script(folder: Path, home: Path, body: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,8 @@ import pytest
 from store_suite import StoreSuite
 
 from pgserver import POSTGRES_URL, needs_postgres
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from rich.console import Console
 from tidal.config.job import load_config
 from tidal.errors import StoreError, UsageError
 from tidal.settings import DB_FILENAME, home, tracking_uri
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 StoreOption = Annotated[Optional[str], typer.Option(
     "--store", help="Store URL (default: $TIDAL_TRACKING_URI or the embedded store in $TIDAL_HOME).")]

@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from tidal.cli._common import StoreOption, console, job_id_from, reading_store
-from tidal.errors import UsageError
-from tidal.tracking.store import JobNotFound
+from tidal.errors import JobNotFound, UsageError
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from tidal.cli._common import console
 from tidal.status import RunStatus
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 app = typer.Typer(help="List, show and compare tracked runs.", no_args_is_help=True)
 StoreOption = Annotated[Optional[str], typer.Option(

@@ -126,7 +126,7 @@ class _HideTokens(logging.Filter):
 
 def _app(store_url: str, artifacts: str | None, token: str | None) -> FastAPI:
     from tidal.tracking.server.app import create_app
-    from tidal.tracking.store import open_store
+    from tidal.tracking.stores import open_store
 
     store = open_store(store_url, artifacts=artifacts)
     artifact_store: Any = getattr(store, "artifact_store", None)

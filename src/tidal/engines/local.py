@@ -11,7 +11,6 @@ partitions go to the replacement.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import queue
@@ -24,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any, Literal
 
+from tidal.children import die_with_parent, exit_reason
 from tidal.engines.base import BatchMessage, Engine, Task, Work
 from tidal.engines.partition import PartitionReader
 from tidal.errors import ProcessorError
@@ -135,7 +135,7 @@ class _Pool:
         yield from self._receive(slot)
         if slot.pending:
             failed = slot.pending.popleft()
-            reason = _exit_reason(slot.process.exitcode)
+            reason = exit_reason(slot.process.exitcode)
             yield BatchMessage(failed.partition.id, [], (PartitionStatus.FAILED.value, (
                 f"worker process died ({reason}) while running partition {failed.partition.id};"
                 " run again with --retry-failed to retry it")))
@@ -161,13 +161,6 @@ class _Pool:
             slot.results.close()
 
 
-def _exit_reason(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-exitcode).name}"
-    return f"exit code {exitcode}"
-
-
 @contextlib.contextmanager
 def _thread_limits(count: str) -> Iterator[None]:
     """Start workers with BLAS/OpenMP threads split between them (unless the user set them)."""
@@ -184,7 +177,7 @@ def _thread_limits(count: str) -> Iterator[None]:
 def _worker_main(work: Work, tasks: Any, results: Connection, index: int) -> None:
     """A worker's life: set up once, run the tasks it is given, tear down."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _die_with_parent()
+    die_with_parent()
     host = ProcessorHost(work.processor)
     try:
         host.start()
@@ -209,10 +202,3 @@ def _next_task(tasks: Any) -> Task | None:
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 return None
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the main process dies (kill -9 leaves no orphans)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

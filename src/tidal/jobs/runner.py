@@ -22,7 +22,8 @@ from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.settings import home
 from tidal.status import RunStatus
 from tidal.tracking.run import Run
-from tidal.tracking.store import Store, open_store
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 JOBS_PROJECT = "jobs"  # the project of a job's runs unless the caller names one
 

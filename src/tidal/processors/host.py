@@ -97,7 +97,7 @@ class Outcome(NamedTuple):
     error: str | None
 
 
-class _WrongCount(ValueError):
+class _WrongCount(ProcessorError):
     """process() did not return one result per item: no result can be matched to its item."""
 
 

@@ -32,7 +32,7 @@ _LAZY = {
     "load_service": "tidal.serve.config",
     "service_from_target": "tidal.serve.config",
     "ProcessorInfo": "tidal.serve.hooks",
-    "RequestError": "tidal.serve.hooks",
+    "RequestError": "tidal.errors",
     "describe_processor": "tidal.serve.local",
     "Backend": "tidal.serve.backend",
     "LocalBackend": "tidal.serve.local",

@@ -31,22 +31,6 @@ if typing.TYPE_CHECKING:
     from tidal.serve.protocol import WorkerSettings
 
 
-class RequestError(TidalError):
-    """A request the service refuses: the HTTP ``status`` and a message for the client.
-
-    Raise it from ``preprocess`` or ``postprocess`` to answer a 4xx instead of a 500::
-
-        if len(request.text) > 10_000:
-            raise RequestError(413, "text longer than 10000 characters; split it")
-    """
-
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
-
-
 @dataclass(frozen=True)
 class ProcessorInfo:
     """What the front knows of the processor, learnt from a worker without importing it."""

@@ -8,13 +8,12 @@ before fetching, at most ``max_upload_bytes`` of it.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import urllib.parse
 from typing import Any
 
-from tidal.errors import ConfigError
-from tidal.serve.hooks import RequestError, declared_input_type, hook
+from tidal.errors import ConfigError, RequestError
+from tidal.serve.hooks import declared_input_type, hook
 from tidal.serve.protocol import WorkerSettings
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
@@ -148,11 +147,12 @@ class Inputs:
 def _open_url(url: str) -> Any:
     import fsspec
 
-    from tidal.tracking.artifacts import ENDPOINT_ENV
+    from tidal.settings import s3_endpoint_url
 
     options: dict[str, Any] = {}
-    if url.startswith("s3://") and os.environ.get(ENDPOINT_ENV):
-        options["endpoint_url"] = os.environ[ENDPOINT_ENV]
+    endpoint = s3_endpoint_url()
+    if url.startswith("s3://") and endpoint:
+        options["endpoint_url"] = endpoint
     return fsspec.open(url, "rb", **options)
 
 

@@ -24,7 +24,8 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from tidal.errors import ConfigError
+from tidal.children import exit_reason
+from tidal.errors import ConfigError, ProtocolError
 from tidal.serve.backend import Backend, Reply
 from tidal.serve.config import ServiceConfig
 from tidal.serve.hooks import ProcessorInfo
@@ -42,7 +43,6 @@ from tidal.serve.protocol import (
     DescribeFailed,
     Failed,
     Message,
-    ProtocolError,
     Ready,
     Result,
     Setup,
@@ -216,8 +216,6 @@ class LocalBackend(Backend):
 
     async def _run_worker(self, worker: Worker) -> str:
         """Start the worker, act on what it says until it exits; why it exited."""
-        from tidal.engines.local import _exit_reason  # private there; wants a public name (issue 7)
-
         assert isinstance(worker, WorkerProcess)
         await worker.start(self.settings)
         try:
@@ -230,7 +228,7 @@ class LocalBackend(Backend):
             LOG.exception("acting on what worker %d (pid %s) said failed; killing it", worker.number, worker.pid)
             worker.kill()
         worker.close()
-        return _exit_reason(await worker.wait(STOP_GRACE_SECONDS))
+        return exit_reason(await worker.wait(STOP_GRACE_SECONDS))
 
     def handle(self, worker: WorkerProcess, message: Message) -> None:
         """Act on one message from ``worker``; ProtocolError for a kind the front never gets."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Request
 
+from tidal.errors import RequestError
 from tidal.serve.config import HTTPSettings, url_allowed
 
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024  # read and drop this much of a refused body, so the client reads the 413
@@ -33,13 +34,8 @@ class Payload:
     received: float = field(default_factory=time.monotonic)
 
 
-class Problem(Exception):
+class Problem(RequestError):
     """A request refused before it reaches a worker (bad body, too large, URL not allowed)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 async def read_payload(request: Request, http: HTTPSettings, input_fields: list[str], received: float) -> Payload:

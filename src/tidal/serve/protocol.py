@@ -36,18 +36,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tidal.errors import TidalError
+from tidal.errors import ProtocolError
 
 if TYPE_CHECKING:
     from tidal.processors.host import ProcessorSpec
 
 HEADER = struct.Struct("!Q")
 LARGE_MESSAGE_BYTES = 65536  # from this size a frame's header and body are written apart (no copy)
-
-
-class ProtocolError(TidalError):
-    """A message that breaks the front↔worker protocol: an unknown tag, wrong fields, or a kind
-    the receiver does not expect. The sender cannot be trusted any more."""
 
 
 @dataclass(frozen=True)

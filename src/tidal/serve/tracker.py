@@ -30,7 +30,7 @@ class ServiceTracker:
     @classmethod
     def start(cls, config: ServiceConfig, info: ProcessorInfo) -> ServiceTracker:
         from tidal.tracking.run import Run
-        from tidal.tracking.store import open_store
+        from tidal.tracking.stores import open_store
 
         settings = {"processor": info.canonical, "http": asdict(config.http), "media": asdict(config.media),
                     "origin": config.origin}

@@ -34,9 +34,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tidal.errors import TidalError
+from tidal.children import die_with_parent
+from tidal.errors import ProtocolError, RequestError, TidalError
 from tidal.processors.host import Outcome, ProcessorHost, encode_json_bytes
-from tidal.serve.hooks import RequestError, describe, hook
+from tidal.serve.hooks import describe, hook
 from tidal.serve.protocol import (
     Accepted,
     BatchDone,
@@ -50,7 +51,6 @@ from tidal.serve.protocol import (
     Failed,
     Message,
     Predict,
-    ProtocolError,
     Ready,
     Result,
     Setup,
@@ -92,10 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _die_with_front(front_pid: int) -> None:
-    # private in tidal.engines.local; serving should import a public name once the engine has one (issue 7)
-    from tidal.engines.local import _die_with_parent
-
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != front_pid:  # the front died before the line above
         os._exit(0)
 

@@ -342,7 +342,7 @@ def open_artifact_store(
     if url is None:
         return _local_store((home or settings.home()) / "artifacts")
     if url.startswith("s3://"):
-        return _s3_store(url, endpoint_url or os.environ.get(ENDPOINT_ENV) or None, storage_options or {})
+        return _s3_store(url, endpoint_url or settings.s3_endpoint_url(), storage_options or {})
     if url.startswith("file://"):
         return _local_store(_file_url_path(url))
     if "://" in url or "::" in url or not url.strip():

@@ -38,7 +38,8 @@ from typing import Any
 from tidal.errors import TidalError, UsageError
 from tidal.status import RunStatus
 from tidal.tracking.capture import ResourceSampler, Tee, environment, git_state
-from tidal.tracking.store import Batch, Store, open_store
+from tidal.tracking.store import Batch, Store
+from tidal.tracking.stores import open_store
 
 FLUSH_SECONDS = 0.5
 HEARTBEAT_SECONDS = 10.0

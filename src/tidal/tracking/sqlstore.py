@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from tidal.database import Guarded
+from tidal.errors import JobNotFound, RunExists, RunNotFound
 from tidal.status import RunStatus
 from tidal.tracking import schema, sqljobs
 from tidal.tracking.artifacts import ArtifactStore
@@ -29,9 +30,6 @@ from tidal.tracking.store import (
     LOST_AFTER_SECONDS,
     RUN_JSON_FIELDS,
     Batch,
-    JobNotFound,
-    RunExists,
-    RunNotFound,
     Store,
 )
 from tidal.types import JobId

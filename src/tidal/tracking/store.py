@@ -2,7 +2,8 @@
 
 Implementations: :class:`~tidal.tracking.sqlstore.SQLStore` (SQLAlchemy over the embedded SQLite
 file or a PostgreSQL server) and ``HTTPStore`` (a tidal server, when ``TIDAL_TRACKING_URI`` is an
-http(s) URL). All pass ``tests/tracking/store_suite.py``.
+http(s) URL). All pass ``tests/tracking/store_suite.py`` (runs) and ``tests/jobs/ledger_suite.py``
+(jobs). :func:`tidal.tracking.stores.open_store` opens the one a URI names.
 
 Runs are plain dicts with the columns of ``tidal.tracking.schema.runs``; JSON columns (config,
 git, environment, stats, argv) are decoded.
@@ -10,12 +11,11 @@ git, environment, stats, argv) are decoded.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from tidal.errors import ConfigError, JobNotFound, RunExists, RunNotFound, UsageError  # noqa: F401  (moved to tidal.errors)
+from tidal.errors import JobNotFound, UsageError
 from tidal.types import JobId
 
 if TYPE_CHECKING:
@@ -141,27 +141,3 @@ class Store:
 
     def close(self) -> None:
         """Release connections."""
-
-
-def open_store(uri: str | None = None, *, home: Path | None = None, token: str | None = None,
-               artifacts: str | None = None) -> Store:
-    """The store ``uri`` names: None → ``$TIDAL_TRACKING_URI`` or the embedded SQLite file.
-
-    ``sqlite:///path``, ``postgresql://user@host/db`` or ``http(s)://host:port`` (a tidal server,
-    authenticated with ``token`` or ``$TIDAL_TOKEN``). ``artifacts`` is where a SQL store keeps
-    files: a folder (default ``$TIDAL_HOME/artifacts``) or ``s3://bucket/prefix``.
-    """
-    uri = uri or os.environ.get("TIDAL_TRACKING_URI") or None
-    if uri and uri.startswith(("http://", "https://")):
-        from tidal.tracking.httpstore import HTTPStore
-
-        return HTTPStore(uri, token=token or os.environ.get("TIDAL_TOKEN"))
-    from tidal.database import open_engine, sqlite_url
-    from tidal.tracking.sqlstore import SQLStore
-
-    if uri and not uri.startswith(("sqlite", "postgresql", "postgres")):
-        raise ConfigError(f"unknown store URL {uri!r}; use sqlite:///path, postgresql://... or http(s)://...")
-    from tidal.tracking.artifacts import open_artifact_store
-
-    artifacts = artifacts or os.environ.get("TIDAL_ARTIFACTS") or None
-    return SQLStore(open_engine(uri or sqlite_url(home)), open_artifact_store(artifacts, home=home))

@@ -35,7 +35,8 @@ from tidal.jobs.progress import ProgressReporter, Snapshot
 from tidal.jobs.runner import run_job
 from tidal.tracking.capture import environment
 from tidal.tracking.server.app import create_app
-from tidal.tracking.store import Batch, Store, open_store
+from tidal.tracking.store import Batch, Store
+from tidal.tracking.stores import open_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"

@@ -20,11 +20,12 @@ from store_suite import StoreSuite, new_run
 
 from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store, start_server
 from pgserver import needs_postgres
-from tidal.errors import ConfigError, StoreError, UsageError
+from tidal.errors import ConfigError, RunNotFound, StoreError, UsageError
 from tidal.tracking.artifacts import ArtifactNameError, ArtifactNotFound, ArtifactTooLarge
 from tidal.tracking.httpstore import HTTPStore
 from tidal.tracking.server.app import create_app
-from tidal.tracking.store import Batch, RunNotFound, Store, open_store
+from tidal.tracking.store import Batch, Store
+from tidal.tracking.stores import open_store
 
 
 class TestHTTPStoreOverSQLite(StoreSuite):

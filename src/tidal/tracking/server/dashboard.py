@@ -37,9 +37,10 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from tidal.errors import JobNotFound, RunNotFound
 from tidal.status import RunStatus
 from tidal.tracking.server.auth import is_authorized
-from tidal.tracking.store import JobNotFound, RunNotFound, Store
+from tidal.tracking.store import Store
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
