@@ -19,7 +19,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +60,16 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=60)  # a model service tears its workers down first
 
 
-def start_server(app: Any, port: int | None = None, delay: float = 0.0, wait: bool = True) -> LiveServer:
-    """Serve ``app`` on 127.0.0.1:``port`` (a free one by default), after ``delay`` seconds."""
+def start_server(app: Any, port: int | None = None, delay: float = 0.0, wait: bool = True,
+                 lifespan: str = "off") -> LiveServer:
+    """Serve ``app`` on 127.0.0.1:``port`` (a free one by default), after ``delay`` seconds;
+    ``lifespan="on"`` for an app that starts things at startup (a model service's backend)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none",
-                            http="h11", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws="none",
+                            http="h11", timeout_graceful_shutdown=1, access_log=False)
     server = uvicorn.Server(config)
 
     def serve() -> None:
@@ -93,3 +95,14 @@ def serving(app: Any, **options: Any) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, message: str) -> Any:
+    """Poll ``condition`` until it returns something true (which is returned) or fail with ``message``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(message)

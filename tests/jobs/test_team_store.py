@@ -9,16 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from liveserver import TOKEN, postgres_store, start_server
+from liveserver import TOKEN, postgres_store, start_server, wait_for
 from pgserver import needs_postgres
 from tidal.config.job import load_config
 from tidal.engines.inline import InlineEngine
@@ -55,16 +53,6 @@ def tidal(home: Path, url: str, *args: str, cwd: Path) -> subprocess.Popen[bytes
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for(condition: Callable[[], Any], what: str, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def job_seen(store: Store, job_id: str) -> dict[str, Any] | None:
     try:
         return store.get_job(job_id)
@@ -94,7 +82,7 @@ def test_a_job_on_a_team_server_is_live_shared_and_resumed_exactly_once(tmp_path
     try:
         laptop = tmp_path / "laptop"
         first = tidal(laptop, server.url, "map", str(config), "--quiet", cwd=tmp_path)
-        stats = wait_for(lambda: live_stats(backing, job.job_id), "live progress on the server")
+        stats = wait_for(lambda: live_stats(backing, job.job_id), 60, "no live progress on the server")
         assert first.poll() is None and 0 < stats["completed"] < ITEMS  # progress while it runs
         first.send_signal(signal.SIGKILL)
         first.communicate()

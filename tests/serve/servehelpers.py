@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
+from liveserver import serving as live_server
+from liveserver import wait_for  # noqa: F401  (the serve tests import it from here)
 from tidal.serve.app import create_app
 from tidal.serve.backend import Backend
 from tidal.serve.config import ServiceConfig, parse_service
@@ -71,28 +70,8 @@ def running_front(processor: dict[str, Any], track: bool = False, media: dict[st
 def serving(config: ServiceConfig, track: bool = False) -> Iterator[Front]:
     """Serve a service config on a free port of 127.0.0.1 until the block ends."""
     app = create_app(config, track=track)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none",
-                                           lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 20, "the front did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(timeout=60) as client:
-            yield Front(f"http://127.0.0.1:{port}", app.state.backend, client)
-    finally:
-        server.should_exit = True
-        thread.join(60)
-
-
-def wait_for(condition: Callable[[], Any], seconds: float, message: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(message)
+    with live_server(app, lifespan="on") as live, httpx.Client(timeout=60) as client:
+        yield Front(live.url, app.state.backend, client)
 
 
 def pid_alive(pid: int) -> bool:
