@@ -152,8 +152,11 @@ class Guarded:
         self.expect_conflicts = expect_conflicts
 
     def __enter__(self) -> Connection:
-        from sqlalchemy.exc import SQLAlchemyError
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+        # kept for __exit__, which may run at interpreter shutdown (a stream closed late), when
+        # nothing can be imported any more
+        self.errors = (IntegrityError, SQLAlchemyError)
         try:
             self.context = self.engine.begin() if self.begin else self.engine.connect()
             return self.context.__enter__()  # type: ignore[no-any-return]
@@ -162,8 +165,7 @@ class Guarded:
                              " check that the database server runs and the URL is right") from error
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
+        IntegrityError, SQLAlchemyError = self.errors
         self.context.__exit__(kind, error, trace)
         if isinstance(error, IntegrityError) and self.expect_conflicts:
             return

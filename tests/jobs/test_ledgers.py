@@ -79,3 +79,34 @@ class TestHTTPLedgerOverPostgres(LedgerSuite):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         yield from _served(postgres_store(tmp_path))
+
+
+def test_a_message_larger_than_a_request_is_sent_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results of a batch past the server's request limit arrive whole: the client splits the
+    message (rows first, the partition's end last) instead of getting a 413 forever."""
+    import json
+
+    from ledger_suite import new_job_id
+
+    from tidal.engines.base import BatchMessage, Row
+    from tidal.jobs import http_ledger
+
+    monkeypatch.setattr(http_ledger, "GROUP_BYTES", 6_000)
+    backing = sqlite_store(tmp_path)
+    server = start_server(create_app(backing, token=TOKEN, max_request_bytes=16_384))
+    client = HTTPStore(server.url, token=TOKEN, retries=1)
+    try:
+        job_id = new_job_id()
+        ledger = client.ledger(job_id)
+        ledger.register("big", {}, None)
+        rows = [Row(job_id, "p0", f"k{i:03d}", "done", None, i, "{}", json.dumps({"blob": "x" * 1_000}), None)
+                for i in range(60)]  # about 61 kB in one message
+        ledger.record(BatchMessage("p0", rows, ("done", None), 0))
+        ledger.close()
+        assert backing.get_job(job_id)["done"] == 60
+        assert backing.get_job(job_id)["partitions_done"] == 1
+        assert [row["key"] for row in backing.results(job_id)] == [f"k{i:03d}" for i in range(60)]
+    finally:
+        client.close()
+        server.stop()
+        backing.close()

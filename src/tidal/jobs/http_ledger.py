@@ -57,11 +57,18 @@ class HTTPLedger(Ledger):
         return set(self.call("GET", f"{self.path}/keys", params=params).json()["keys"])
 
     def record(self, message: BatchMessage) -> None:
+        for part in _parts(message):
+            self._gather(part)
+
+    def _gather(self, message: BatchMessage) -> None:
         if not self.pending:
             self.first_pending = time.monotonic()
+        size = sum(_row_bytes(row) for row in message.rows)
+        if self.pending and self.pending_bytes + size > GROUP_BYTES:
+            self.flush()  # keep each request under the group's size
         self.pending.append(encode_message(message))
         self.pending_rows += len(message.rows)
-        self.pending_bytes += sum(len(row[2] or "") + len(row[6] or "") + len(row[7] or "") for row in message.rows)
+        self.pending_bytes += size
         if (self.pending_rows >= GROUP_ROWS or self.pending_bytes >= GROUP_BYTES
                 or time.monotonic() - self.first_pending >= GROUP_SECONDS):
             self.flush()
@@ -80,6 +87,33 @@ class HTTPLedger(Ledger):
         self.flush()
         found = self.call("GET", f"{self.path}/counts").json()
         return JobCounts(found["done"], found["failed_items"], found["failed_partitions"])
+
+
+def _row_bytes(row: Any) -> int:
+    return len(row[2] or "") + len(row[6] or "") + len(row[7] or "") + len(row[8] or "") + 64
+
+
+def _parts(message: BatchMessage) -> list[BatchMessage]:
+    """A message too large for one request, as several in order, the partition's end on the last.
+
+    Safe because every row stands alone (an item is done with its result or not there); only
+    the partition's end must come after all its rows.
+    """
+    parts: list[BatchMessage] = []
+    rows: list[Any] = []
+    size = 0
+    for row in message.rows:
+        if rows and size + _row_bytes(row) > GROUP_BYTES:
+            parts.append(BatchMessage(message.partition_id, rows, None, _failed(rows)))
+            rows, size = [], 0
+        rows.append(row)
+        size += _row_bytes(row)
+    parts.append(BatchMessage(message.partition_id, rows, message.end, _failed(rows)))
+    return parts
+
+
+def _failed(rows: list[Any]) -> int:
+    return sum(1 for row in rows if row[8] is not None)
 
 
 def encode_message(message: BatchMessage) -> dict[str, Any]:

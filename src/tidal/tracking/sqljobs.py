@@ -32,6 +32,11 @@ def list_jobs(connection: Connection, prefix: str | None = None, limit: int = 50
     return [job | dict(zip(("done", "failed"), counts.get(job["id"], (0, 0)), strict=True)) for job in found]
 
 
+def has_job(connection: Connection, job_id: JobId) -> bool:
+    """One primary-key lookup (the server asks on every ledger request)."""
+    return connection.execute(select(schema.jobs.c.id).where(schema.jobs.c.id == job_id)).first() is not None
+
+
 def _item_counts(connection: Connection, job_ids: list[JobId]) -> dict[JobId, tuple[int, int]]:
     """Counted from the ledger itself, for the listed jobs only."""
     if not job_ids:

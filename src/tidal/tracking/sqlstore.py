@@ -229,8 +229,12 @@ class SQLStore(Store):
             raise self._no_job(job_id)
         return detail | {"runs": self.list_runs(job_id=job_id)}
 
+    def has_job(self, job_id: JobId) -> bool:
+        with self._connect() as connection:
+            return sqljobs.has_job(connection, job_id)
+
     def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
-        if not any(job["id"] == job_id for job in self.list_jobs(prefix=job_id, limit=2)):
+        if not self.has_job(job_id):
             raise self._no_job(job_id)
         return self._stream_results(job_id, include_failed)
 

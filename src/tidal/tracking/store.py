@@ -118,6 +118,10 @@ class Store:
         failures (failed partitions, then items, with their errors); JobNotFound when absent."""
         raise NotImplementedError
 
+    def has_job(self, job_id: JobId) -> bool:
+        """Whether the job is registered (a cheap check, unlike :meth:`get_job`)."""
+        return any(job["id"] == job_id for job in self.list_jobs(prefix=job_id, limit=2))
+
     def results(self, job_id: JobId, include_failed: bool = False) -> Iterator[dict[str, Any]]:
         """A job's rows, streamed: key, item metadata, then the result's fields (with status and
         error when ``include_failed``), ordered by path, frame index and key."""

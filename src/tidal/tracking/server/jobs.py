@@ -24,8 +24,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from tidal.errors import JobNotFound
 from tidal.jobs.http_ledger import decode_message
 from tidal.jobs.ledger import ItemStatus, JobStatus, Ledger
+from tidal.tracking.httpstore import API_PREFIX
 from tidal.tracking.server.models import Int32
 from tidal.tracking.server.responses import json_response
 from tidal.tracking.store import Store
@@ -83,7 +85,7 @@ def _read_routes(api: APIRouter, store: Store) -> None:
     @api.get("/jobs/{job_id}/results", response_class=StreamingResponse,
              summary="A job's rows as JSON lines (key, item metadata, result fields), in a stable order")
     def results(job_id: JobId, include_failed: bool = False) -> StreamingResponse:
-        store.get_job(job_id, max_failures=0)  # an unknown job is a 404, before the stream starts
+        _require(store, job_id)  # an unknown job is a 404, before the stream starts
         return StreamingResponse(_lines(store.results(job_id, include_failed)), media_type="application/x-ndjson")
 
 
@@ -108,7 +110,7 @@ def _ledger_routes(api: APIRouter, store: Store) -> None:
 
     @api.patch("/jobs/{job_id}", summary="Set a job's status (and total items)")
     def set_status(job_id: JobId, body: JobStatusIn) -> Response:
-        store.get_job(job_id, max_failures=0)
+        _require(store, job_id)
         with _ledger(store, job_id) as ledger:
             ledger.set_status(JobStatus(body.status), body.total_items)
         return json_response({"id": job_id})
@@ -126,7 +128,7 @@ def _ledger_routes(api: APIRouter, store: Store) -> None:
 
     @api.post("/jobs/{job_id}/messages", summary="Write batch messages in order; writing one twice changes nothing")
     def messages(job_id: JobId, body: MessagesIn) -> Response:
-        store.get_job(job_id, max_failures=0)  # registered first: rows of an unknown job are refused
+        _require(store, job_id)  # registered first: rows of an unknown job are refused
         decoded = [decode_message(job_id, message.model_dump(mode="json")) for message in body.messages]
         with _ledger(store, job_id) as ledger:
             ledger.record_many(decoded)
@@ -138,6 +140,12 @@ def _ledger_routes(api: APIRouter, store: Store) -> None:
             found = ledger.counts()
         return json_response({"done": found.done, "failed_items": found.failed_items,
                               "failed_partitions": found.failed_partitions})
+
+
+def _require(store: Store, job_id: str) -> None:
+    if not store.has_job(job_id):
+        raise JobNotFound(f"no job {job_id!r} on this server; PUT {API_PREFIX}/jobs/{job_id} registers it, "
+                          f"GET {API_PREFIX}/jobs lists the jobs")
 
 
 class _ledger:
