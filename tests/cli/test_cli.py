@@ -55,6 +55,7 @@ def test_map_with_bad_files_goes_on_and_exits_3(tmp_path: Path, job_with_bad_inp
     assert "0 processed in this run" in again.stderr
 
 
+@pytest.mark.slow
 def test_exports_and_summary(tmp_path: Path, carphone_mp4: Path) -> None:
     config = tmp_path / "job.json"
     config.write_text(json.dumps({

@@ -103,6 +103,7 @@ def wait_for_progress(home: Path) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_work_and_the_same_command_resumes(tmp_path: Path) -> None:
     config = slow_job(tmp_path, 60)
     first = tidal(config, tmp_path / "home")

@@ -6,9 +6,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from servehelpers import echo, pid_alive, running_front, wait_for
 
 
+@pytest.mark.slow
 def test_a_worker_stuck_in_process_is_killed_and_replaced() -> None:
     with running_front(echo(), request_timeout=1.5) as front:
         pid = front.predict("warm").json()["results"][0]["pid"]
@@ -24,6 +26,7 @@ def test_a_worker_stuck_in_process_is_killed_and_replaced() -> None:
         assert front.metric('tidal_serve_worker_exits_total{reason="stuck"}') == 1
 
 
+@pytest.mark.slow
 def test_requests_held_by_a_stuck_worker_get_the_watchdogs_504() -> None:
     with running_front(echo(batch_size=1), request_timeout=3.0) as front:
         pid = front.predict("warm").json()["results"][0]["pid"]

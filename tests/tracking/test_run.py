@@ -81,6 +81,7 @@ def test_an_uncaught_exception_fails_the_run_with_its_traceback(tmp_path: Path) 
     assert "RuntimeError: CUDA out of memory" in str(run["error"])
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_about_a_second_and_the_run_is_lost(tmp_path: Path) -> None:
     script = tmp_path / "loop.py"
     script.write_text(textwrap.dedent("""
