@@ -20,7 +20,7 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("total_items", Integer),
+    Column("total_items", BigInteger),
 )
 
 partitions = Table(
@@ -69,6 +69,8 @@ runs = Table(
     Column("heartbeat_at", Float),
     Column("error", Text),
     Column("stats", Text),
+    Column("archived_at", Float),  # hidden from lists unless asked for; None: not archived
+    Column("notes", Text),
     Index("runs_project_started", "project", "started_at"),
     Index("runs_job", "job_id"),
 )
@@ -92,7 +94,7 @@ metrics = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(32), nullable=False),
     Column("key", String(250), nullable=False),
-    Column("step", Integer),
+    Column("step", BigInteger),
     Column("value", Float),  # NaN is stored as NULL (SQLite has no NaN); +-inf as they are
     Column("timestamp", Float, nullable=False),
     Index("metrics_run_key", "run_id", "key", "step"),
@@ -113,7 +115,7 @@ images = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(32), nullable=False),
     Column("key", String(250), nullable=False),
-    Column("step", Integer),
+    Column("step", BigInteger),
     Column("artifact", Text, nullable=False),
     Column("width", Integer),
     Column("height", Integer),
