@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from source_suite import FileSourceSuite, MakeSource
+from test_video import AVI_TICKS, make_null_frame_avi
 
 from tidal.errors import ConfigError, DecodeError
 from tidal.sources.base import Item, ItemFailure
@@ -102,6 +103,34 @@ def test_damaged_packets_are_skipped_and_counted(corrupt_mp4: Path) -> None:
     clip = decode_clip(corrupt_mp4, width=32)
     assert clip.dropped > 0
     assert 200 < len(clip) < 250
+
+
+@pytest.fixture(scope="module")
+def null_frame_avi(tmp_path_factory: pytest.TempPathFactory, bikes_mp4: Path) -> Path:
+    return make_null_frame_avi(bikes_mp4, tmp_path_factory.mktemp("avi"))
+
+
+def test_null_frames_of_an_avi_are_in_the_clip_as_video_frames_yields_them(null_frame_avi: Path) -> None:
+    frames = VideoFrames(str(null_frame_avi), width=64)
+    expected = [item for partition in frames.partitions() for item in frames.read(partition)]
+    for video in (null_frame_avi, null_frame_avi.read_bytes()):
+        clip = decode_clip(video, width=64)
+        assert len(clip) == AVI_TICKS and clip.fps == 25.0 and clip.dropped == 0
+        assert np.allclose(clip.times, np.arange(AVI_TICKS) / 25)
+        for item, picture in zip(expected, clip.frames, strict=True):
+            assert isinstance(item, Item)
+            np.testing.assert_array_equal(picture, item.data)
+    assert decode_clip(null_frame_avi, width=32, fps=5).times.tolist() == pytest.approx(np.arange(0, 2.4, 0.2))
+    [item] = read_all(VideoClips(str(null_frame_avi), width=32))
+    assert isinstance(item, Item) and item.meta["frames"] == AVI_TICKS
+
+
+def test_an_avi_with_null_frames_cut_short_is_a_failed_item(null_frame_avi: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(null_frame_avi.read_bytes()[: int(null_frame_avi.stat().st_size * 0.7)])
+    [failure] = read_all(VideoClips(str(cut)))
+    assert isinstance(failure, ItemFailure)
+    assert f"{cut} is truncated or corrupt: its frames stop after" in failure.error
 
 
 @pytest.mark.parametrize(

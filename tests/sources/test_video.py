@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -267,3 +268,107 @@ def _listed_paths(source: VideoFrames) -> list[str]:
 def test_bad_options_are_config_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         VideoFrames("videos/*.mp4", **options)  # type: ignore[arg-type]
+
+
+# AVI null frames: zero-size chunks ("drop frames") repeat the frame before them.
+
+AVI_TICKS = 60  # frames announced by the header, null ones included
+AVI_NULL_TICKS = frozenset({3, 4, 10, 11, 12, 13, 25, 37, 38, 55, 56, 57, 58, 59})  # 55-59: trailing
+
+
+def write_avi_with_null_frames(frames: list[np.ndarray], path: Path, null_ticks: frozenset[int]) -> Path:
+    """An MPEG-4 AVI of ``len(frames)`` ticks at 25 fps whose ``null_ticks`` are zero-size chunks.
+
+    FFmpeg's AVI muxer writes a zero-size chunk for every tick skipped between two packets, as
+    capture tools do; trailing ones come from a zero-size packet at the last tick.
+    """
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("mpeg4", rate=25, options={"g": "12", "sc_threshold": "1000000000"})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for tick, picture in enumerate(frames):
+            if tick not in null_ticks:
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts, frame.time_base = tick, Fraction(1, 25)
+                output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+        if len(frames) - 1 in null_ticks:
+            empty = av.Packet(0)
+            empty.stream, empty.pts, empty.dts = stream, len(frames) - 1, len(frames) - 1
+            empty.time_base = Fraction(1, 25)
+            output.mux(empty)
+    return path
+
+
+def avi_video_chunk_sizes(path: Path) -> list[int]:
+    """The size of every ``00dc`` chunk of the file's ``movi`` list, read from the RIFF bytes."""
+    data = path.read_bytes()
+    start = data.index(b"movi")  # the list's type; its size is the 4 bytes before
+    end = start + int.from_bytes(data[start - 4 : start], "little")
+    sizes, position = [], start + 4
+    while position + 8 <= end:
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if data[position : position + 4] == b"00dc":
+            sizes.append(size)
+        position += 8 + size + size % 2
+    return sizes
+
+
+def make_null_frame_avi(bikes_mp4: Path, folder: Path) -> Path:
+    """60 ticks of bikes.mp4 at 128x56 in an AVI, 14 of them null (5 of those at the end)."""
+    with av.open(str(bikes_mp4)) as container:
+        decoded = islice(container.decode(video=0), AVI_TICKS)
+        frames = [frame.to_ndarray(width=128, height=56, format="rgb24") for frame in decoded]
+    return write_avi_with_null_frames(frames, folder / "drops.avi", AVI_NULL_TICKS)
+
+
+@pytest.fixture(scope="module")
+def null_frame_avi(tmp_path_factory: pytest.TempPathFactory, bikes_mp4: Path) -> Path:
+    return make_null_frame_avi(bikes_mp4, tmp_path_factory.mktemp("avi"))
+
+
+def test_the_avi_fixture_really_holds_zero_size_chunks(null_frame_avi: Path) -> None:
+    sizes = avi_video_chunk_sizes(null_frame_avi)
+    assert [tick for tick, size in enumerate(sizes) if size == 0] == sorted(AVI_NULL_TICKS)
+    assert len(sizes) == AVI_TICKS
+    with av.open(str(null_frame_avi)) as container:
+        assert container.streams.video[0].frames == AVI_TICKS  # the header counts them
+        packets = [p.pts for p in container.demux(video=0) if p.pts is not None]
+    assert packets == [tick for tick in range(AVI_TICKS) if tick not in AVI_NULL_TICKS]
+
+
+def test_null_frames_repeat_the_frame_before_them_on_the_timeline(null_frame_avi: Path) -> None:
+    with av.open(str(null_frame_avi)) as container:
+        decoded = {frame.pts: frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)}
+    items = read_frames(VideoFrames(str(null_frame_avi), segment_frames=12))
+    assert indexes(items) == list(range(AVI_TICKS))  # 5 segments, whole file, no failure
+    assert [item.meta["time"] for item in items] == pytest.approx([tick / 25 for tick in range(AVI_TICKS)])
+    for item in items:
+        tick = item.meta["frame_index"]
+        shown = max(pts for pts in decoded if pts <= tick)
+        np.testing.assert_array_equal(item.data, decoded[shown])
+    assert items[3].data is not items[2].data  # a repeat is a copy a processor may change
+
+
+def test_null_frames_are_the_same_however_the_file_is_segmented(null_frame_avi: Path) -> None:
+    many = read_frames(VideoFrames(str(null_frame_avi), width=32, segment_frames=1))
+    one = read_frames(VideoFrames(str(null_frame_avi), width=32, segment_frames=1000))
+    assert [item.key for item in many] == [item.key for item in one]
+    for mine, theirs in zip(many, one, strict=True):
+        np.testing.assert_array_equal(mine.data, theirs.data)
+
+
+def test_selection_counts_null_frames_as_frames(null_frame_avi: Path) -> None:
+    items = read_frames(VideoFrames(str(null_frame_avi), fps=5, width=32, start=0.4))
+    assert indexes(items) == [10, 15, 20, 25, 30, 35, 40, 45, 50, 55]  # 10-13, 25 and 55 are null
+
+
+def test_an_avi_cut_short_is_still_truncated(null_frame_avi: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(null_frame_avi.read_bytes()[: int(null_frame_avi.stat().st_size * 0.7)])
+    source = VideoFrames(str(cut), width=32)
+    [partition] = source.partitions()
+    read: list[Item | ItemFailure] = []
+    with pytest.raises(DecodeError, match=r"cut\.avi is truncated or corrupt: its frames stop after \d+ of 60"):
+        read.extend(source.read(partition))
+    assert 0 < len(read) < 40

@@ -8,6 +8,10 @@ memory: 112 px wide, a 16:9 minute at 30 fps is about 34 MB.
 
 :func:`decode_clip` is the same decoding for a path, bytes or a binary file object, so that a
 service can decode an uploaded video exactly as a batch job does.
+
+Null frames (the zero-size chunks of AVI files written by capture tools) are repeats of the
+frame before them, kept in the clip at their own time, exactly as :class:`VideoFrames` yields
+them (see :mod:`tidal.sources.video`): the frames stay evenly spaced at the clip's ``fps``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from numpy.typing import NDArray
 from tidal.errors import ConfigError, DecodeError, SourceError
 from tidal.sources._paths import check_geometry, check_unchanged, expand_paths, fingerprint, map_files, scaled_size
 from tidal.sources.base import Item, ItemFailure, Partition, Source
-from tidal.sources.video import REENCODE_HINT, VIDEO_EXTENSIONS, _slotter, _truncation
+from tidal.sources.video import REENCODE_HINT, VIDEO_EXTENSIONS, FrameCount, _slotter
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -145,13 +149,17 @@ def _decode(
         raise DecodeError(f"{name} has no video stream; give a video file")
     stream = container.streams.video[0]
     stream.codec_context.thread_type = "AUTO"  # frame and slice threads: faster on whole files
-    reading = _Reading(name, stream, fps)
-    pictures, times = [], []
-    for frame in reading.frames(container):
-        if not reading.keep(frame):
+    reading = _Reading(name, container, stream, fps)
+    pictures: list[NDArray[np.uint8]] = []
+    times: list[float] = []
+    converted: tuple[VideoFrame | None, Any] = (None, None)
+    for pts, frame in reading.frames(container):
+        if not reading.keep(pts):
             continue
-        pictures.append(_picture(frame, *size))
-        times.append(reading.seconds(frame))
+        if converted[0] is not frame:  # a null frame repeats the picture before it
+            converted = (frame, _picture(frame, *size))
+        pictures.append(converted[1])
+        times.append(reading.seconds(pts))
         if max_frames is not None and len(pictures) >= max_frames:
             return _clip(name, pictures, times, reading.rate(fps), reading.dropped)
     reading.check_complete()
@@ -161,22 +169,37 @@ def _decode(
 class _Reading:
     """The state of decoding one stream: packets seen, damaged packets, the fps selection."""
 
-    def __init__(self, name: str, stream: VideoStream, fps: float | None) -> None:
+    def __init__(self, name: str, container: InputContainer, stream: VideoStream, fps: float | None) -> None:
         self.name = name
         self.stream = stream
         self.time_base = stream.time_base
         self.slot = None if fps is None or stream.time_base is None else _slotter(fps, stream.time_base)
         self.origin: int | None = None
         self.last_ticks: int | None = None
-        self.seen = 0
+        self.count = FrameCount(name, container, stream)
+        self.packets: set[int] = set()  # timestamps with data: the gaps between them are null frames
         self.dropped = 0
-        self.failure: str | None = None
 
-    def frames(self, container: InputContainer) -> Iterator[VideoFrame]:
+    def frames(self, container: InputContainer) -> Iterator[tuple[int, VideoFrame]]:
+        """``(pts, frame)`` of every frame, null frames as the frame they repeat, in order."""
+        previous: tuple[int, VideoFrame] | None = None
+        for frame in self._decoded(container):
+            assert frame.pts is not None
+            if previous is not None:
+                yield from self._repeats(previous, frame.pts)
+            previous = (frame.pts, frame)
+            yield previous
+        last = self.count.last_tick()
+        if previous is not None and last is not None:
+            yield from self._repeats(previous, last + 1)
+
+    def _decoded(self, container: InputContainer) -> Iterator[VideoFrame]:
         """Decoded frames with a timestamp; a damaged packet is counted and skipped."""
         try:
             for packet in container.demux(self.stream):
-                self.seen += packet.pts is not None
+                if packet.pts is not None:
+                    self.count.add(packet.pts)
+                    self.packets.add(packet.pts)
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
@@ -184,20 +207,26 @@ class _Reading:
                     continue
                 yield from (frame for frame in decoded if frame.pts is not None)
         except av.FFmpegError as error:  # demuxing itself failed: the file stops here
-            self.failure = f"demuxing failed ({error})"
+            self.count.failure = f"demuxing failed ({error})"
 
-    def keep(self, frame: VideoFrame) -> bool:
+    def _repeats(self, previous: tuple[int, VideoFrame], stop: int) -> Iterator[tuple[int, VideoFrame]]:
+        """The null frames after ``previous`` and before ``stop``: ticks no packet carried."""
+        if not self.count.counts_ticks:
+            return
+        pts, frame = previous
+        yield from ((tick, frame) for tick in range(pts + 1, stop) if tick not in self.packets)
+
+    def keep(self, pts: int) -> bool:
         """Whether the fps selection keeps this frame: the first of each ``1/fps`` slot."""
-        assert frame.pts is not None
         if self.origin is None:
-            self.origin = frame.pts
-        ticks, previous = frame.pts - self.origin, self.last_ticks
+            self.origin = pts
+        ticks, previous = pts - self.origin, self.last_ticks
         self.last_ticks = ticks
         return self.slot is None or previous is None or self.slot(ticks) > self.slot(previous)
 
-    def seconds(self, frame: VideoFrame) -> float:
-        assert frame.pts is not None and self.origin is not None and self.time_base is not None
-        return float((frame.pts - self.origin) * self.time_base)
+    def seconds(self, pts: int) -> float:
+        assert self.origin is not None and self.time_base is not None
+        return float((pts - self.origin) * self.time_base)
 
     def rate(self, fps: float | None) -> float:
         """The stream's frame rate, or ``fps`` when the selection dropped frames to reach it."""
@@ -208,7 +237,7 @@ class _Reading:
 
     def check_complete(self) -> None:
         """Raise DecodeError when the file stops before the frames its header announces."""
-        reason = _truncation(self.name, self.seen, self.stream.frames, self.failure)
+        reason = self.count.truncation()
         if reason is not None:
             raise DecodeError(f"{reason}; {REENCODE_HINT}")
 

@@ -4,12 +4,22 @@ Listing demuxes each file (no decoding) to learn every frame's timestamp and the
 a frame's index is the rank of its timestamp, so keys stay the same whatever the segmenting.
 Which frames are selected (``start``, ``end``, ``fps``, ``every_nth``, ``max_frames``) is
 decided at listing too; a worker seeks to its segment's keyframe and converts only those.
+
+Null frames: an AVI file may hold zero-size video chunks, the "drop frame" convention of capture
+tools: the previous frame is shown again for that tick. They are not damage. AVI timestamps
+count chunks, so FFmpeg's demuxer returns no packet for a null chunk but leaves a one-tick gap.
+Such frames are **emitted as repeats** of the previous frame, with their own index and time, so
+the timeline holds: frame ``i`` is at ``i / fps`` seconds and a file whose header announces
+444 frames yields 444, as a player shows them (``ffmpeg -i in.avi`` does the same). A file is
+called truncated only when it really is: demuxing fails, or its data stops before the frame
+count of its header (null chunks included), unless its index (read when the file is opened)
+lists every packet read, in which case the frames after the last packet are null ones.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -50,7 +60,9 @@ class Segment(NamedTuple):
 
     ``frames`` holds ``(pts, frame_index)`` of the selected frames. ``seek_pts`` is the
     keyframe starting the segment (None: read from the start of the file), ``end_pts`` the
-    next segment's keyframe (exclusive; None: to the end). ``truncated`` is raised after the
+    next segment's keyframe (exclusive; None: to the end). ``repeats`` maps the selected null
+    frames (see the module docstring) to the timestamp of the frame they show again.
+    ``truncated`` is raised after the
     frames of a file's last segment when the file stops early; ``error`` is raised at once for
     a file that cannot be read at all.
     """
@@ -64,15 +76,21 @@ class Segment(NamedTuple):
     time_base: tuple[int, int] = (1, 1)
     truncated: str | None = None
     error: str | None = None
+    repeats: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class _Timeline:
-    """What demuxing one video tells: sorted timestamps, keyframe ranks, its time base."""
+    """What demuxing one video tells: sorted timestamps, keyframe ranks, its time base.
+
+    ``shown[i]`` is the timestamp of the decoded frame that frame ``i`` shows: ``pts[i]``
+    itself, or for a null frame the last frame with data before it.
+    """
 
     pts: list[int]
     keyframe_indexes: list[int]
     time_base: Fraction
+    shown: list[int]
     truncated: str | None = None
 
 
@@ -205,13 +223,16 @@ class VideoFrames(Source):
         # Frame and slice threads: measured faster than one thread on the same loop.
         stream.codec_context.thread_type = "AUTO"
         segment = decoding.segment
-        for pts, frame in _frames(container, stream, decoding):
-            index = decoding.wanted.pop(pts, None)
-            if index is None:
+        for shown, frame in _frames(container, stream, decoding):
+            showing = decoding.wanted.pop(shown, None)
+            if showing is None:
                 continue
-            meta = _meta(segment, pts, index)
-            yield Item(_key(segment, index), self._picture(frame), meta)
-            decoding.read += 1
+            picture = self._picture(frame)
+            for number, (pts, index) in enumerate(showing):
+                # a null frame's copy: a processor may change its array in place
+                data = picture if number == 0 else picture.copy()
+                yield Item(_key(segment, index), data, _meta(segment, pts, index))
+                decoding.read += 1
             if not decoding.wanted:
                 return
 
@@ -225,20 +246,28 @@ class VideoFrames(Source):
 
 @dataclass(slots=True)
 class _Decoding:
-    """The state of reading one segment: frames still wanted, frames read, decoder errors."""
+    """The state of reading one segment: frames still wanted, frames read, decoder errors.
+
+    ``wanted`` maps the timestamp of each decoded frame still needed to the selected frames
+    ``(pts, index)`` showing it: itself, and the null frames repeating it.
+    """
 
     segment: Segment
-    wanted: dict[int, int] = field(init=False)
+    wanted: dict[int, list[tuple[int, int]]] = field(init=False)
     read: int = 0
     last_error: str | None = None
 
     def __post_init__(self) -> None:
-        self.wanted = dict(self.segment.frames)
+        repeats = dict(self.segment.repeats)
+        self.wanted = {}
+        for pts, index in self.segment.frames:
+            self.wanted.setdefault(repeats.get(pts, pts), []).append((pts, index))
 
     def failures(self) -> Iterator[ItemFailure]:
         """The selected frames the decoder never produced, in order."""
         reason = self.last_error or "the decoder produced no frame with this timestamp"
-        for pts, index in sorted(self.wanted.items(), key=lambda entry: entry[1]):
+        missing = [frame for showing in self.wanted.values() for frame in showing]
+        for pts, index in sorted(missing, key=lambda entry: entry[1]):
             meta = _meta(self.segment, pts, index)
             error = f"frame {index} of {self.segment.path} not decoded ({reason}); {REENCODE_HINT}"
             yield ItemFailure(_key(self.segment, index), error, meta)
@@ -302,30 +331,77 @@ def _timeline(path: str) -> _Timeline:
 def _demux(path: str, container: InputContainer, stream: VideoStream) -> _Timeline:
     pts: set[int] = set()
     keyframes: set[int] = set()
-    seen, failure = 0, None
+    count = FrameCount(path, container, stream)
     try:
         for packet in container.demux(stream):
             if packet.pts is None:
                 continue
-            seen += 1
+            count.add(packet.pts)
             if packet.is_discard:
                 continue
             pts.add(packet.pts)
             if packet.is_keyframe:
                 keyframes.add(packet.pts)
     except av.FFmpegError as error:
-        failure = f"demuxing failed ({error})"
+        count.failure = f"demuxing failed ({error})"
     if not pts or stream.time_base is None:
         raise DecodeError(
             f"{path} has no video frame with a timestamp; remux it "
             "(ffmpeg -i IN -c copy OUT.mp4) or leave it out of paths"
         )
-    ordered = sorted(pts)
+    ordered, shown = count.with_null_frames(sorted(pts))
     rank = {value: index for index, value in enumerate(ordered)}
-    truncated = _truncation(path, seen, stream.frames, failure)
-    return _Timeline(
-        ordered, sorted(rank[value] for value in keyframes), stream.time_base, truncated
-    )
+    keyframe_indexes = sorted(rank[value] for value in keyframes)
+    return _Timeline(ordered, keyframe_indexes, stream.time_base, shown, count.truncation())
+
+
+class FrameCount:
+    """Whether a file's frames add up to the count its header announces, null frames included.
+
+    Fed the timestamp of every packet while demuxing. In AVI (see the module docstring) a
+    timestamp counts chunks, null ones included, so the frames are the ticks up to the last
+    packet's, and the header's count is trusted for null frames after it when the index read
+    at opening lists exactly the packets read (a cut file has lost its index, which is at the
+    end). Elsewhere the packets are the frames. Used by :class:`VideoFrames` and by
+    :func:`tidal.sources.clips.decode_clip` so that both see the same frames.
+    """
+
+    def __init__(self, path: str, container: InputContainer, stream: VideoStream) -> None:
+        self.path = path
+        self.expected = stream.frames
+        self.counts_ticks = "avi" in container.format.name.split(",")
+        self.indexed = len(stream.index_entries) if self.counts_ticks else 0
+        self.seen = 0
+        self.last_pts: int | None = None
+        self.failure: str | None = None
+
+    def add(self, pts: int) -> None:
+        """One more packet, with its timestamp."""
+        self.seen += 1
+        self.last_pts = pts if self.last_pts is None else max(pts, self.last_pts)
+
+    def last_tick(self) -> int | None:
+        """The timestamp of the file's last frame: its last packet's, or a null frame's after it."""
+        if self.last_pts is None or not self.counts_ticks:
+            return self.last_pts
+        if self.failure is None and self.indexed == self.seen:
+            return max(self.last_pts, self.expected - 1)
+        return self.last_pts
+
+    def with_null_frames(self, data_pts: list[int]) -> tuple[list[int], list[int]]:
+        """Every frame's timestamp (``data_pts`` plus the null frames), and the one it shows."""
+        last = self.last_tick()
+        if not self.counts_ticks or last is None:
+            return data_pts, data_pts
+        ticks = list(range(data_pts[0], last + 1))
+        return ticks, [data_pts[bisect_right(data_pts, tick) - 1] for tick in ticks]
+
+    def truncation(self) -> str | None:
+        """Why the file's frames stop early, or None when they do not."""
+        frames = self.seen
+        if self.counts_ticks and self.last_pts is not None:
+            frames = (self.last_tick() or 0) + 1  # ticks from 0: leading null chunks count too
+        return _truncation(self.path, frames, self.expected, self.failure)
 
 
 def _truncation(path: str, seen: int, expected: int, failure: str | None) -> str | None:
@@ -362,6 +438,11 @@ def _segment(
         origin_pts=timeline.pts[0],
         time_base=(timeline.time_base.numerator, timeline.time_base.denominator),
         truncated=timeline.truncated if last else None,
+        repeats=tuple(
+            (timeline.pts[index], timeline.shown[index])
+            for index in chosen
+            if timeline.shown[index] != timeline.pts[index]
+        ),
     )
 
 
