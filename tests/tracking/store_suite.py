@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tidal.errors import RunNotFound
+from tidal.errors import ArtifactNotFound, RunNotFound, UsageError
 from tidal.tracking.store import Batch, Store
 
 
@@ -90,3 +90,87 @@ def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+class RunQuerySuite:
+    """Finding, filtering, sorting, paging and managing runs; sampled metric series."""
+
+    def test_a_unique_prefix_finds_a_run(self, store: Store, project: str) -> None:
+        run_id = new_run(store, project)
+        assert store.find_run(run_id[:8]) == run_id and store.find_run(run_id) == run_id
+        with pytest.raises(RunNotFound, match="no run 'zz-none'"):
+            store.find_run("zz-none")
+
+    def test_an_ambiguous_prefix_asks_for_more(self, store: Store, project: str) -> None:
+        prefix = uuid.uuid4().hex[:6]
+        for suffix in ("a", "b"):
+            store.create_run({"id": prefix + suffix, "project": project, "name": "x", "kind": "script",
+                              "status": "completed", "started_at": time.time()})
+        with pytest.raises(UsageError, match="matches 2 runs"):
+            store.find_run(prefix)
+
+    def test_where_sort_and_pages(self, store: Store, project: str) -> None:
+        made = {}
+        for index, (accuracy, optimizer) in enumerate([(0.95, "adam"), (0.85, "sgd"), (0.97, "sgd")]):
+            run_id = new_run(store, project, name=f"r{index}")
+            store.log_batch(run_id, Batch(f"w{index}", params={"lr": 0.1 * (index + 1), "optimizer": optimizer},
+                                          tags={"team": "vision"}, metrics=[
+                                              ("acc", 0, 0.1, time.time()), ("acc", 5, accuracy, time.time())]))
+            made[accuracy] = run_id
+
+        def ids(**query: Any) -> list[str]:
+            return [run["id"] for run in store.list_runs(project=project, **query)]
+
+        assert ids(where="metrics.acc > 0.9", sort="-metrics.acc") == [made[0.97], made[0.95]]
+        assert ids(where="params.optimizer = 'sgd' and params.lr >= 0.25") == [made[0.97]]
+        assert ids(where="tags.team = vision", sort="metrics.acc") == [made[0.85], made[0.95], made[0.97]]
+        assert ids(sort="name", limit=2) + ids(sort="name", limit=2, offset=2) == [made[0.95], made[0.85], made[0.97]]
+        with pytest.raises(UsageError, match="unknown field 'metric.acc'"):
+            store.list_runs(where="metric.acc > 1")
+
+    def test_an_unknown_status_names_the_valid_ones(self, store: Store, project: str) -> None:
+        with pytest.raises(UsageError, match="unknown run status 'bogus'; use one of: running, completed"):
+            store.list_runs(status="bogus")
+
+    def test_rename_note_archive_and_delete(self, store: Store, project: str, tmp_path: Any) -> None:
+        kept, archived = new_run(store, project), new_run(store, project)
+        store.update_run(kept, {"name": "renamed", "notes": "the good one"})
+        store.update_run(archived, {"archived_at": time.time()})
+        assert [r["id"] for r in store.list_runs(project=project)] == [kept]
+        assert [r["id"] for r in store.list_runs(project=project, archived="only")] == [archived]
+        assert store.get_run(kept)["name"] == "renamed" and store.get_run(kept)["notes"] == "the good one"
+        store.log_batch(archived, Batch("d", metrics=[("loss", 1, 0.5, time.time())]))
+        store.put_artifact(archived, "model.bin", b"weights")
+        store.delete_run(archived)
+        with pytest.raises(RunNotFound):
+            store.get_run(archived)
+        with pytest.raises((ArtifactNotFound, RunNotFound)):  # over HTTP: the run itself is gone
+            store.open_artifact(archived, "model.bin")
+        assert store.list_runs(project=project, archived="include") != [] and store.metrics(kept) == {}
+
+    def test_a_lost_run_ends_at_its_last_heartbeat(self, store: Store, project: str) -> None:
+        beat = time.time() - 3600
+        run_id = new_run(store, project, heartbeat_at=beat, started_at=beat - 60)
+        run = store.get_run(run_id)
+        assert run["status"] == "lost" and run["ended_at"] == pytest.approx(beat)
+
+    def test_a_long_series_is_sampled_keeping_its_spikes(self, store: Store, project: str) -> None:
+        run_id = new_run(store, project)
+        now = time.time()
+        points = [("loss", step, 1.0 / (step + 1), now + step) for step in range(5000)]
+        points[1234] = ("loss", 1234, 50.0, now + 1234)
+        points[4321] = ("loss", 4321, math.nan, now + 4321)
+        store.log_batch(run_id, Batch("s", metrics=points + [("short", 1, 2.0, now)]))
+        sample = store.sampled_metrics(run_id, buckets=100)
+        loss = sample["metrics"]["loss"]
+        assert sample["sampled"] == ["loss"] and 100 <= len(loss) <= 300
+        assert max(value for _, value, _ in loss if not math.isnan(value)) == 50.0
+        assert any(math.isnan(value) for _, value, _ in loss)
+        assert sample["metrics"]["short"] == [(1, 2.0, now)]
+        zoom = store.sampled_metrics(run_id, buckets=100, keys=["loss"], start=1200, end=1299)
+        assert [step for step, _, _ in zoom["metrics"]["loss"]] == list(range(1200, 1300))
+        store.log_batch(run_id, Batch("t", metrics=[("new", 0, 1.0, now), ("loss", 5000, 0.1, now)]))
+        fresh = store.sampled_metrics(run_id, buckets=100, after=sample["last"])
+        assert fresh["metrics"] == {"new": [(0, 1.0, now)], "loss": [(5000, 0.1, now)]}
+        assert fresh["last"] > sample["last"]
+        assert store.sampled_metrics(run_id, after=fresh["last"])["metrics"] == {}

@@ -167,6 +167,10 @@ class ArtifactStore:
         """Raise :class:`ArtifactStoreError` now if the store cannot be used (a server's startup)."""
         raise NotImplementedError
 
+    def delete_run(self, run_id: str) -> None:
+        """Remove every artifact of the run (``tidal runs delete``); nothing to remove is fine."""
+        raise NotImplementedError
+
 
 class FsspecArtifactStore(ArtifactStore):
     """An artifact store over any fsspec filesystem, below the folder (or bucket/prefix) ``root``.
@@ -224,6 +228,12 @@ class FsspecArtifactStore(ArtifactStore):
                 self.fs.makedirs(self.root, exist_ok=True)
                 if self.local and not os.access(self.root, os.W_OK):
                     raise PermissionError(f"{self.root} is not writable")
+
+    def delete_run(self, run_id: str) -> None:
+        folder = posixpath.join(self.root, validate_run_id(run_id))
+        with self._errors(f"deleting the artifacts of run {run_id!r}"):
+            if self.fs.exists(folder):
+                self.fs.rm(folder, recursive=True)
 
     def _path(self, run_id: str, name: str) -> str:
         """``<root>/<run_id>/<name>``, from validated parts only."""

@@ -36,7 +36,7 @@ from tidal.errors import (
     error_by_name,
 )
 from tidal.tracking.artifacts import normalize_name, validate_run_id
-from tidal.tracking.store import Batch, Store
+from tidal.tracking.store import Archived, Batch, Store, check_status
 from tidal.types import JobId
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ API_PREFIX = "/api/v1"
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 RETRY_STATUSES = frozenset({502, 503, 504})
 UPLOAD_CHUNK = 1024 * 1024
+RUNS_PAGE = 1000  # runs per list request; more are read page by page
 
 
 def encode_non_finite(value: Any) -> Any:
@@ -113,14 +114,39 @@ class HTTPStore(Store):
         return cast(dict[str, Any], self._call("GET", f"runs/{_segment(run_id)}").json())
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
-        query = {"project": project, "status": status, "tag": tag, "search": search, "limit": limit,
-                 "job_id": job_id}
-        found = self._call("GET", "runs", params={k: v for k, v in query.items() if v is not None})
-        return cast(list[dict[str, Any]], found.json()["runs"])
+                  search: str | None = None, limit: int = 500, job_id: str | None = None, *,
+                  offset: int = 0, id_prefix: str | None = None, where: str | None = None,
+                  sort: str | None = None, archived: Archived = "exclude") -> list[dict[str, Any]]:
+        """Read page by page (the server answers at most RUNS_PAGE runs a request)."""
+        query = {"project": project, "status": check_status(status), "tag": tag, "search": search,
+                 "job_id": job_id, "id_prefix": id_prefix, "where": where, "sort": sort, "archived": archived}
+        runs: list[dict[str, Any]] = []
+        while len(runs) < limit:
+            page = {"limit": min(RUNS_PAGE, limit - len(runs)), "offset": offset + len(runs)}
+            found = self._call("GET", "runs", params={k: v for k, v in (query | page).items() if v is not None}).json()
+            runs += found["runs"]
+            if found.get("next_offset") is None:
+                break
+        return runs
 
     def projects(self) -> list[str]:
         return cast(list[str], self._call("GET", "projects").json()["projects"])
+
+    # -- run management and sampled metrics (the dashboard's and the CLI's) --------------------
+
+    def delete_run(self, run_id: str) -> None:
+        self._call("DELETE", f"runs/{_segment(run_id)}")
+
+    def sampled_metrics(self, run_id: str, buckets: int = 1000, keys: list[str] | None = None,
+                        start: float | None = None, end: float | None = None, axis: str | None = None,
+                        after: int = 0) -> dict[str, Any]:
+        query = {"buckets": buckets, "keys": ",".join(keys) if keys else None, "start": start, "end": end,
+                 "axis": axis, "after": after or None}
+        found = self._call("GET", f"runs/{_segment(run_id)}/metrics/sampled",
+                           params={k: v for k, v in query.items() if v is not None}).json()
+        found["metrics"] = {key: [(step, decode_float(value), stamp) for step, value, stamp in points]
+                            for key, points in found["metrics"].items()}
+        return cast(dict[str, Any], found)
 
     # -- what runs logged --------------------------------------------------------------------
 

@@ -17,20 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Float, and_, case, cast, delete, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from tidal.database import Guarded
-from tidal.errors import JobNotFound, RunExists, RunNotFound
+from tidal.errors import JobNotFound, RunExists, RunNotFound, UsageError
 from tidal.status import RunStatus
-from tidal.tracking import schema, sqljobs
+from tidal.tracking import schema, sqljobs, sqlmetrics
 from tidal.tracking.artifacts import ArtifactStore
 from tidal.tracking.store import (
     LOST_AFTER_SECONDS,
     RUN_JSON_FIELDS,
+    Archived,
     Batch,
+    Condition,
     Store,
+    check_status,
+    parse_sort,
+    parse_where,
 )
 from tidal.types import JobId
 
@@ -124,26 +129,103 @@ class SQLStore(Store):
         return run
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
+                  search: str | None = None, limit: int = 500, job_id: str | None = None, *,
+                  offset: int = 0, id_prefix: str | None = None, where: str | None = None,
+                  sort: str | None = None, archived: Archived = "exclude") -> list[dict[str, Any]]:
         self.mark_lost()
-        runs = schema.runs
-        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-        if job_id:
-            query = query.where(runs.c.job_id == job_id)
-        if project:
-            query = query.where(runs.c.project == project)
-        if status:
-            query = query.where(runs.c.status == status)
-        if search:
-            pattern = f"%{search}%"
-            query = query.where(or_(runs.c.name.like(pattern), runs.c.id.like(pattern),
-                                    runs.c.project.like(pattern)))
-        if tag:
-            query = query.where(runs.c.id.in_(_tag_filter(tag)))
+        query = self._filtered(select(schema.runs), project, check_status(status), tag, search, job_id, id_prefix,
+                               archived)
+        for condition in parse_where(where) if where else []:
+            query = query.where(self._condition(condition))
+        query = self._ordered(query, sort).limit(limit).offset(offset)
         with self._connect() as connection:
             found = [_decode_run(dict(row)) for row in connection.execute(query).mappings()]
             tags = self._tags(connection, [run["id"] for run in found])
         return [run | {"tags": tags.get(run["id"], {})} for run in found]
+
+    @staticmethod
+    def _filtered(query: Any, project: str | None, status: str | None, tag: str | None, search: str | None,
+                  job_id: str | None, id_prefix: str | None, archived: Archived) -> Any:
+        runs = schema.runs
+        if archived not in ("exclude", "only", "include"):
+            raise UsageError(f"archived={archived!r}: use 'exclude', 'only' or 'include'")
+        if archived != "include":
+            hidden = runs.c.archived_at.is_(None) if archived == "exclude" else runs.c.archived_at.isnot(None)
+            query = query.where(hidden)
+        for column, value in ((runs.c.job_id, job_id), (runs.c.project, project), (runs.c.status, status)):
+            if value:
+                query = query.where(column == value)
+        if id_prefix:
+            query = query.where(runs.c.id.startswith(id_prefix, autoescape=True))
+        if search:
+            pattern = f"%{search}%"
+            query = query.where(or_(runs.c.name.like(pattern), runs.c.id.like(pattern), runs.c.project.like(pattern)))
+        if tag:
+            query = query.where(runs.c.id.in_(_tag_filter(tag)))
+        return query
+
+    def _ordered(self, query: Any, sort: str | None) -> Any:
+        runs = schema.runs
+        if not sort:
+            return query.order_by(runs.c.started_at.desc(), runs.c.id)
+        order = parse_sort(sort)
+        column = runs.c[order.name] if not order.scope else self._value_of(order.scope, order.name)
+        if order.scope == "params":
+            column = self._number(column)
+        by = column.desc() if order.descending else column.asc()
+        return query.order_by(by.nulls_last(), runs.c.started_at.desc(), runs.c.id)
+
+    @staticmethod
+    def _value_of(scope: str, name: str) -> Any:
+        """A correlated subquery: the run's metric at its latest step, or its param (JSON text) or tag."""
+        if scope == "metrics":
+            table = schema.metrics
+            return (select(table.c.value).where(table.c.run_id == schema.runs.c.id, table.c.key == name)
+                    .order_by(table.c.step.desc().nulls_last(), table.c.id.desc()).limit(1).scalar_subquery())
+        table = schema.params if scope == "params" else schema.tags
+        return select(table.c.value).where(table.c.run_id == schema.runs.c.id, table.c.key == name).scalar_subquery()
+
+    def _number(self, text: Any) -> Any:
+        """Text as a number, NULL when it is not one (PostgreSQL refuses to cast 'adam')."""
+        if self.engine.dialect.name == "sqlite":
+            return case((text.op("GLOB")("*[0-9]*"), cast(text, Float)), else_=literal(None, Float))
+        pattern = r"^\s*-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\s*$"
+        return case((text.op("~")(pattern), cast(text, Float)), else_=literal(None, Float))
+
+    def _condition(self, condition: Condition) -> Any:
+        value: Any = condition.value
+        numeric = isinstance(value, float)
+        if condition.scope == "":
+            column: Any = schema.runs.c[condition.name]
+            if numeric and condition.name not in ("started_at", "ended_at"):
+                value = _plain(value)  # a text column compared with what was typed
+        elif condition.scope == "metrics":
+            if not numeric:
+                raise UsageError(f"--where metrics.{condition.name} {condition.operator} {value!r}: a metric is a "
+                                 "number; compare it with one")
+            column = self._value_of("metrics", condition.name)
+        elif numeric:
+            column = self._number(self._value_of(condition.scope, condition.name))
+        else:
+            column = self._value_of(condition.scope, condition.name)
+            value = json.dumps(value) if condition.scope == "params" else value  # params are JSON text
+        return {"=": column == value, "!=": column != value, "<": column < value, "<=": column <= value,
+                ">": column > value, ">=": column >= value}[condition.operator]
+
+    def find_run(self, reference: str) -> str:
+        with self._connect() as connection:
+            if connection.execute(select(schema.runs.c.id).where(schema.runs.c.id == reference)).first():
+                return reference
+        return super().find_run(reference)
+
+    def delete_run(self, run_id: str) -> None:
+        with self._begin() as connection:
+            for table in (schema.metrics, schema.logs, schema.images, schema.artifacts, schema.params,
+                          schema.tags, schema.log_batches):
+                connection.execute(delete(table).where(table.c.run_id == run_id))
+            if connection.execute(delete(schema.runs).where(schema.runs.c.id == run_id)).rowcount == 0:
+                raise RunNotFound(f"no run {run_id!r}; `tidal runs ls` lists the runs")
+        self.artifact_store.delete_run(run_id)
 
     def _tags(self, connection: Connection, run_ids: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = defaultdict(dict)
@@ -152,6 +234,12 @@ class SQLStore(Store):
             for run_id, key, value in rows:
                 found[run_id][key] = value
         return found
+
+    def sampled_metrics(self, run_id: str, buckets: int = 1000, keys: list[str] | None = None,
+                        start: float | None = None, end: float | None = None, axis: str | None = None,
+                        after: int = 0) -> dict[str, Any]:
+        with self._connect() as connection:
+            return sqlmetrics.sample(connection, run_id, buckets, keys, start, end, axis, after)
 
     def metrics(self, run_id: str, keys: list[str] | None = None) -> dict[str, list[tuple[int | None, float, float]]]:
         table = schema.metrics
@@ -198,12 +286,13 @@ class SQLStore(Store):
             runs.c.status == RunStatus.RUNNING.value)
         with self._connect() as connection:
             candidates = list(connection.execute(query))
-        lost = [run_id for run_id, host, pid, beat, started in candidates
+        lost = [(run_id, beat or started) for run_id, host, pid, beat, started in candidates
                 if _is_lost(host, pid, beat or started, now)]
         if lost:
             with self._begin() as connection:
-                connection.execute(update(runs).where(runs.c.id.in_(lost), runs.c.status == RunStatus.RUNNING.value)
-                                   .values(status=RunStatus.LOST.value, ended_at=now))
+                for run_id, last_sign in lost:  # its duration ends at its last heartbeat, not when someone looked
+                    connection.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value)
+                                       .values(status=RunStatus.LOST.value, ended_at=last_sign))
         return len(lost)
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -277,6 +366,11 @@ def _alive(pid: int) -> bool:
 def _upsert(connection: Connection, table: Any, run_id: str, values: dict[str, Any]) -> None:
     connection.execute(delete(table).where(table.c.run_id == run_id, table.c.key.in_(list(values))))
     connection.execute(insert(table), [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+
+
+def _plain(value: float) -> str:
+    """A number as a tag or column holds it as text: 3.0 → "3"."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _tag_filter(tag: str) -> Any:

@@ -11,11 +11,13 @@ git, environment, stats, argv) are decoded.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from tidal.errors import JobNotFound, UsageError
+from tidal.errors import JobNotFound, RunNotFound, UsageError
+from tidal.status import RunStatus
 from tidal.types import JobId
 
 if TYPE_CHECKING:
@@ -25,6 +27,12 @@ if TYPE_CHECKING:
 
 LOST_AFTER_SECONDS = 90.0  # a running run whose heartbeat is older than this is lost
 RUN_JSON_FIELDS = ("config", "git", "environment", "stats", "argv")
+# the columns of a run that --where and --sort may name, beside metrics.KEY, params.KEY, tags.KEY
+RUN_FIELDS = ("id", "name", "project", "kind", "status", "host", "job_id", "started_at", "ended_at")
+FIELD_PREFIXES = ("metrics", "params", "tags")
+OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">")
+Archived = Literal["exclude", "only", "include"]
+MetricPoints = dict[str, list[tuple[int | None, float, float]]]
 
 
 @dataclass
@@ -46,6 +54,91 @@ class Batch:
 
     def is_empty(self) -> bool:
         return not (self.params or self.tags or self.metrics or self.logs or self.images)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of ``--where``: ``metrics.acc > 0.9``, ``params.optimizer = 'adam'``, ``status = failed``.
+
+    ``scope`` is "metrics", "params", "tags" or "" (a run column); a metric is compared by its
+    value at the latest step.
+    """
+
+    scope: str
+    name: str
+    operator: str
+    value: str | float
+
+
+@dataclass(frozen=True)
+class Sort:
+    """``--sort``: a run column, or ``metrics.KEY`` / ``params.KEY``; ``-`` in front or ``desc`` after: descending."""
+
+    scope: str
+    name: str
+    descending: bool
+
+
+_CONDITION = re.compile(r"^\s*(?P<field>[^\s<>=!]+)\s*(?P<operator><=|>=|!=|==|=|<|>)\s*(?P<value>.*?)\s*$")
+
+
+def parse_where(text: str) -> list[Condition]:
+    """Conditions joined by ``and``: ``"metrics.acc > 0.9 and tags.team = vision"``.
+
+    A quoted value is text; otherwise a number when it reads as one.
+    """
+    conditions = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        match = _CONDITION.match(part)
+        if not match or not match["value"]:
+            raise UsageError(f"cannot read the condition {part!r} in --where {text!r}: write FIELD OPERATOR "
+                             f"VALUE, like metrics.acc > 0.9 or params.optimizer = 'adam' (operators: "
+                             f"{' '.join(OPERATORS)}; join conditions with 'and')")
+        scope, name = _field(match["field"], "--where")
+        operator = "=" if match["operator"] == "==" else match["operator"]
+        conditions.append(Condition(scope, name, operator, _literal(match["value"])))
+    return conditions
+
+
+def parse_sort(text: str) -> Sort:
+    """``"metrics.acc"``, ``"-metrics.acc"``, ``"started_at desc"``."""
+    words = text.strip().split()
+    descending = bool(words) and words[-1].lower() == "desc"
+    if words and words[-1].lower() in ("asc", "desc"):
+        words = words[:-1]
+    field_name = " ".join(words)
+    if field_name.startswith("-"):
+        field_name, descending = field_name[1:], True
+    scope, name = _field(field_name, "--sort")
+    if scope == "tags":
+        raise UsageError(f"--sort {text!r}: tags are text without order; sort by a column, metrics.KEY or params.KEY")
+    return Sort(scope, name, descending)
+
+
+def _field(text: str, option: str) -> tuple[str, str]:
+    scope, dot, name = text.partition(".")
+    if dot and scope in FIELD_PREFIXES and name:
+        return scope, name
+    if not dot and text in RUN_FIELDS:
+        return "", text
+    raise UsageError(f"{option}: unknown field {text!r}; use metrics.KEY, params.KEY, tags.KEY or one of "
+                     f"{', '.join(RUN_FIELDS)}")
+
+
+def _literal(text: str) -> str | float:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` when it is a run status; otherwise a UsageError naming the valid ones."""
+    if status is not None and status not in {s.value for s in RunStatus}:
+        raise UsageError(f"unknown run status {status!r}; use one of: {', '.join(s.value for s in RunStatus)}")
+    return status
 
 
 class Store:
@@ -78,12 +171,53 @@ class Store:
         raise NotImplementedError
 
     def list_runs(self, project: str | None = None, status: str | None = None, tag: str | None = None,
-                  search: str | None = None, limit: int = 500, job_id: str | None = None) -> list[dict[str, Any]]:
-        """Runs, newest first, filtered by project, status, tag (key or key=value), text and job."""
+                  search: str | None = None, limit: int = 500, job_id: str | None = None, *,
+                  offset: int = 0, id_prefix: str | None = None, where: str | None = None,
+                  sort: str | None = None, archived: Archived = "exclude") -> list[dict[str, Any]]:
+        """Runs, newest first (or by ``sort``, see :func:`parse_sort`), filtered by project, status, tag
+        (key or key=value), text, job, id prefix and ``where`` (see :func:`parse_where`); archived
+        runs only when ``archived`` is "include" or "only". ``offset`` and ``limit`` page through them.
+
+        Example::
+
+            store.list_runs(project="det", where="metrics.acc > 0.9", sort="-metrics.acc", limit=20)
+        """
         raise NotImplementedError
 
-    def metrics(self, run_id: str, keys: list[str] | None = None) -> dict[str, list[tuple[int | None, float, float]]]:
+    def find_run(self, reference: str) -> str:
+        """A run id from a full id or a unique prefix of one (the dashboard shows 8 characters)."""
+        found = [str(run["id"]) for run in self.list_runs(id_prefix=reference, limit=20, archived="include")] \
+            if reference else []
+        if reference in found:
+            return reference
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise RunNotFound(f"no run {reference!r} in {self.describe()}; `tidal runs ls` lists the runs")
+        raise UsageError(f"{reference!r} matches {len(found)} runs ({', '.join(found[:5])}); "
+                         "give more characters of the id")
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run with everything it logged, its artifacts included; RunNotFound when absent."""
+        raise NotImplementedError
+
+    def metrics(self, run_id: str, keys: list[str] | None = None) -> MetricPoints:
         """Each metric's points ``(step, value, timestamp)`` in logging order."""
+        raise NotImplementedError
+
+    def sampled_metrics(self, run_id: str, buckets: int = 1000, keys: list[str] | None = None,
+                        start: float | None = None, end: float | None = None, axis: str | None = None,
+                        after: int = 0) -> dict[str, Any]:
+        """Metric series small enough to draw ``buckets`` pixels wide, whatever their length.
+
+        A series of more than ``2 * buckets`` points is cut into ``buckets`` equal spans of its x
+        axis (the step; the timestamp when some points have no step, or ``axis="time"``); each span
+        keeps its minimum and maximum (and a NaN if it had one), so spikes survive. ``start`` and
+        ``end`` limit the axis (a zoom: fewer points, so full resolution sooner); ``after`` keeps
+        only points logged after that cursor (a live page's poll). Returns ``{"metrics": {key:
+        [(step, value, timestamp)]}, "sampled": [keys cut down], "last": cursor}``: pass ``last``
+        as ``after`` next time.
+        """
         raise NotImplementedError
 
     def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:

@@ -3,11 +3,15 @@
 | method and path | what |
 | --- | --- |
 | ``POST /api/v1/runs`` | create a run (client-chosen ``id``; 409 when it exists) → 201 |
-| ``GET /api/v1/runs?project=&status=&tag=&search=&limit=`` | ``{"runs": [...]}``, newest first |
+| ``GET /api/v1/runs?project=&status=&tag=&search=&limit=&offset=`` | ``{"runs": [...], "next_offset": n}`` |
+| (more filters: ``id_prefix=``, ``where=``, ``sort=``, ``archived=``) | see ``Store.list_runs`` |
 | ``GET /api/v1/runs/{id}`` | one run with its params and tags |
-| ``PATCH /api/v1/runs/{id}`` | change status, ended_at, error, stats, heartbeat_at... |
+| ``PATCH /api/v1/runs/{id}`` | change status, ended_at, error, stats, heartbeat_at, name, notes, archived_at... |
+| ``DELETE /api/v1/runs/{id}`` | delete a run, what it logged and its artifacts → 204 |
 | ``POST /api/v1/runs/{id}/batches`` | params, tags, metrics, logs, images; once per ``batch_id`` |
 | ``GET /api/v1/runs/{id}/metrics?keys=a,b`` | ``{"metrics": {key: [[step, value, timestamp]]}}`` |
+| ``GET /api/v1/runs/{id}/metrics/sampled?buckets=&keys=`` | series cut to a chart's width (min/max per bucket) |
+| (and ``start=``, ``end=``, ``axis=``: a zoom; ``after=``: only what is new) | see ``Store.sampled_metrics`` |
 | ``GET /api/v1/runs/{id}/logs?after=&limit=`` | ``{"logs": [...], "last": id}`` for a live tail |
 | ``GET /api/v1/runs/{id}/images`` | logged images, each with a download ``url`` |
 | ``GET /api/v1/runs/{id}/artifacts`` | ``{"artifacts": [...]}`` |
@@ -32,7 +36,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import BinaryIO, cast
+from typing import BinaryIO, Literal, cast
 
 import anyio
 import anyio.from_thread
@@ -66,7 +70,7 @@ def add_routes(api: APIRouter, store: Store, max_upload_bytes: int) -> None:
 
 class KnownRuns:
     """Run ids seen to exist, so a stream of batches doesn't look the run up each time
-    (runs are never deleted)."""
+    (a deleted run is forgotten here as it is deleted)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -91,13 +95,25 @@ def _run_routes(api: APIRouter, store: Store, known: KnownRuns) -> None:
         known.ids.add(run["id"])
         return json_response(store.get_run(run["id"]), 201)
 
-    @api.get("/runs", summary="List runs, newest first")
+    @api.get("/runs", summary="List runs, newest first (or by sort), a page at a time")
     def list_runs(project: str | None = None, status: RunStatus | None = None, tag: str | None = None,
                   search: str | None = None, limit: int = Query(500, ge=1, le=MAX_PAGE),
-                  job_id: str | None = Query(None, max_length=32)) -> Response:
+                  job_id: str | None = Query(None, max_length=32),
+                  offset: int = Query(0, ge=0, le=2**31 - 1), id_prefix: str | None = Query(None, max_length=32),
+                  where: str | None = Query(None, description="e.g. metrics.acc > 0.9 and params.opt = 'adam'"),
+                  sort: str | None = Query(None, description="a column, metrics.KEY or params.KEY; -KEY: descending"),
+                  archived: Literal["exclude", "only", "include"] = "exclude") -> Response:
         runs = store.list_runs(project=project, status=status.value if status else None, tag=tag,
-                               search=search, limit=limit, job_id=job_id)
-        return json_response({"runs": runs})
+                               search=search, limit=limit, job_id=job_id, offset=offset, id_prefix=id_prefix,
+                               where=where, sort=sort, archived=archived)
+        return json_response({"runs": runs, "next_offset": offset + limit if len(runs) == limit else None})
+
+    @api.delete("/runs/{run_id}", status_code=204, summary="Delete a run, what it logged and its artifacts")
+    def delete_run(run_id: str) -> Response:
+        validate_run_id(run_id)
+        store.delete_run(run_id)
+        known.ids.discard(run_id)
+        return Response(status_code=204)
 
     @api.get("/runs/{run_id}", summary="One run with its params and tags")
     def get_run(run_id: str) -> Response:
@@ -127,6 +143,17 @@ def _data_routes(api: APIRouter, store: Store, known: KnownRuns) -> None:
         known.require(run_id)
         wanted = [key.strip() for key in (keys or "").split(",") if key.strip()] or None
         return json_response({"metrics": store.metrics(run_id, wanted)})
+
+    @api.get("/runs/{run_id}/metrics/sampled", summary="Metric series cut to a chart's width, spikes kept")
+    def sampled_metrics(run_id: str, buckets: int = Query(1000, ge=1, le=MAX_PAGE),
+                        keys: str | None = Query(None, description="comma-separated keys"),
+                        start: float | None = Query(None, allow_inf_nan=False),
+                        end: float | None = Query(None, allow_inf_nan=False),
+                        axis: Literal["step", "time"] | None = None,
+                        after: int = Query(0, ge=0, le=2**63 - 1)) -> Response:
+        known.require(run_id)
+        wanted = [key.strip() for key in (keys or "").split(",") if key.strip()] or None
+        return json_response(store.sampled_metrics(run_id, buckets, wanted, start, end, axis, after))
 
     @api.get("/runs/{run_id}/logs", summary="Console output after a log id (a live tail)")
     def logs(run_id: str, after: int = Query(0, ge=0, le=2**31 - 1),  # ids are 32-bit integers

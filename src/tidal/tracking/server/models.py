@@ -59,6 +59,8 @@ class _RunColumns(_Body):
     parent_id: RunId | None = None
     job_id: Annotated[str, StringConstraints(max_length=32)] | None = None
     error: str | None = None
+    archived_at: Timestamp | None = None  # set: hidden from lists; null: shown again
+    notes: str | None = None
 
 
 class RunCreate(_RunColumns):
