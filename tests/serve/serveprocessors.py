@@ -86,9 +86,11 @@ class WordLengths(Processor):
 
 
 class FrameShape(Processor):
-    """The shape and mean of each frame or image, and the size of its batch."""
+    """The shape and mean of each frame or image, and the size of its batch (media only: JSON
+    values are refused by the front)."""
 
     batch_size = 64
+    json_input = False
 
     def process(self, batch: list[Item]) -> list[Any]:
         return [{"shape": list(item.data.shape), "mean": float(item.data.mean()), "batch": len(batch)}

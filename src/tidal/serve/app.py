@@ -4,8 +4,11 @@ The front is the always-on, light process that owns the port: it imports FastAPI
 tidal's light core, never NumPy, PyAV or the processor (an idle service with no worker is this
 process alone, about 80 MB RSS, tracking included). ``POST /v1/predict`` reads the request
 (:mod:`tidal.serve.payload`) and hands it to the backend (:mod:`tidal.serve.backend`; local
-worker processes by default), whose JSON bytes are returned unchanged. ``GET /healthz``,
-``/readyz``, ``/metrics`` (Prometheus) and ``/docs`` complete it.
+worker processes by default), whose JSON bytes are returned unchanged; a ``{"url": ...}``
+request is fetched here first (:mod:`tidal.serve.fetcher`), so a URL that never answers holds
+one request, never a worker. ``GET /healthz`` (the front answers), ``/readyz`` (503 while no
+worker can take work), ``/metrics`` (Prometheus) and ``/docs`` (Swagger UI, its assets served
+by the front itself: it works offline) complete it.
 
 Example::
 
@@ -24,12 +27,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 
+from tidal.errors import RequestError
+from tidal.serve.allowlist import AllowList
 from tidal.serve.backend import Backend, error_reply
 from tidal.serve.config import ServiceConfig
+from tidal.serve.fetcher import Fetcher
 from tidal.serve.hooks import ProcessorInfo
 from tidal.serve.local import LocalBackend, describe_processor
-from tidal.serve.payload import JSON_TYPE, Problem, read_payload
+from tidal.serve.payload import JSON_TYPE, Payload, read_payload
+from tidal.serve.schema import RequestSchema
 from tidal.serve.tracker import ServiceTracker
 
 LOG = logging.getLogger("tidal.serve")
@@ -54,26 +62,30 @@ def create_app(config: ServiceConfig, info: ProcessorInfo | None = None, track: 
         finally:
             await served.stop()
 
-    app = FastAPI(title=f"{config.name} (tidal serve)", version="1", lifespan=lifespan,
-                  description=_description(config, info))
+    app = FastAPIOffline(title=f"{config.name} (tidal serve)", version="1", lifespan=lifespan,
+                         description=_description(config, info))
     app.state.backend = backend
-    _routes(app, config, info, backend)
-    schema = dict(info.input_schema or {})
-    definitions = schema.pop("$defs", {})
-    app.openapi = lambda: _openapi(app, definitions)  # type: ignore[method-assign]
+    allow = AllowList(config.http.allow_urls)
+    requests = RequestSchema(info, allow)
+    _routes(app, config, requests, Fetcher(allow, config.http.max_upload_bytes, config.http.fetch_timeout), backend)
+    app.openapi = lambda: _openapi(app, requests.definitions)  # type: ignore[method-assign]
     return app
 
 
-def _routes(app: FastAPI, config: ServiceConfig, info: ProcessorInfo, backend: Backend) -> None:
-    @app.post("/v1/predict", openapi_extra=_request_body(info), responses=_RESPONSES)
+def _routes(app: FastAPI, config: ServiceConfig, requests: RequestSchema, fetcher: Fetcher,
+            backend: Backend) -> None:
+    @app.post("/v1/predict", openapi_extra=requests.openapi_body(), responses=_RESPONSES)
     async def predict(request: Request) -> Response:
         """Run the processor on one request: JSON, an uploaded image or video, or an allowed URL."""
         started = time.monotonic()
         try:
-            payload = await read_payload(request, config.http, info.input_fields, started)
+            payload = await read_payload(request, config.http, requests, started)
+            if payload.kind == "url":  # fetched here: a stalled origin never holds a worker
+                fetched = await fetcher.fetch(payload.data, started + config.http.request_timeout)
+                payload = Payload("upload", [fetched], started)
             reply = await backend.predict(payload)
-        except Problem as problem:
-            reply = error_reply(problem.status, problem.message)
+        except RequestError as problem:
+            reply = error_reply(problem.status, problem.message, detail=problem.detail, log=True)
         backend.metrics.observe_request(reply.status, time.monotonic() - started)
         return Response(reply.body, reply.status, reply.headers, media_type=JSON_TYPE)
 
@@ -82,10 +94,13 @@ def _routes(app: FastAPI, config: ServiceConfig, info: ProcessorInfo, backend: B
         """Liveness: the front answers."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "No worker can take work now (all stuck, or none can "
+                                                        "start), or the service is shutting down."}})
     async def readyz() -> JSONResponse:
-        """Readiness: the front takes requests (it holds them while a worker starts); worker states."""
-        return JSONResponse(backend.status())
+        """Readiness: a worker can take work (a ready one, or one that can start: the front holds
+        requests while it does); 503 when none can. The body lists the workers' states."""
+        status = backend.status()
+        return JSONResponse(status, 200 if status["ready"] else 503)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -96,29 +111,19 @@ def _routes(app: FastAPI, config: ServiceConfig, info: ProcessorInfo, backend: B
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The processor's response: `{\"results\": [...]}` or what `postprocess` returns."},
     400: {"description": "Malformed request: invalid JSON, empty upload, no file in the form."},
-    403: {"description": "The URL is outside the service's allow-list."},
-    413: {"description": "The body is over `max_upload_bytes`."},
-    422: {"description": "The JSON does not match the input model (names the field), or the media cannot be decoded."},
+    403: {"description": "The URL (or a redirect) is outside the service's allow-list, or reaches a private address."},
+    404: {"description": "The URL names a file that does not exist."},
+    413: {"description": "The body, or the file at the URL, is over `max_upload_bytes`."},
+    415: {"description": "The content type is not JSON, a form, an image or a video; or an image sent to a service "
+                         "that takes whole videos."},
+    422: {"description": "The JSON does not match the input (names the field), the media cannot be decoded, or the "
+                         "URL cannot be fetched (not a file, its host unreachable)."},
     500: {"description": "The processor raised; the body has an `error_id` also in the service's log."},
     502: {"description": "The model worker crashed while processing the request; it is replaced."},
     503: {"description": "Too many requests waiting (`queue_limit`); see `Retry-After`."},
-    504: {"description": "The request took longer than `request_timeout` (a worker stuck in `process()` is "
-                        "killed and replaced)."},
+    504: {"description": "The request took longer than `request_timeout`, or fetching its URL longer than "
+                        "`fetch_timeout` (a worker stuck in `process()` is killed and replaced)."},
 }
-
-
-def _request_body(info: ProcessorInfo) -> dict[str, Any]:
-    schema = dict(info.input_schema or {"description": "any JSON value, given to the processor as one item"})
-    schema.pop("$defs", None)
-    url = {"type": "object", "properties": {"url": {"type": "string", "example": "s3://uploads/clip.mp4"}},
-           "required": ["url"], "description": "fetch an image or video from an allowed URL"}
-    json_schema = schema if "url" in info.input_fields else {"anyOf": [schema, url]}
-    binary = {"type": "string", "format": "binary"}
-    return {"requestBody": {"required": True, "content": {
-        JSON_TYPE: {"schema": json_schema},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": binary}}},
-        "video/*": {"schema": binary}, "image/*": {"schema": binary},
-    }}}
 
 
 def _openapi(app: FastAPI, definitions: dict[str, Any]) -> dict[str, Any]:

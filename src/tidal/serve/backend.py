@@ -38,9 +38,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def error_reply(status: int, message: str, headers: dict[str, str] | None = None, log: bool = False) -> Reply:
-    """A JSON error; a 5xx carries an error id, also written to the log with the message."""
+def error_reply(status: int, message: str, headers: dict[str, str] | None = None, log: bool = False,
+                detail: Any = None) -> Reply:
+    """A JSON error (``detail``: per-field problems, when given); a 5xx carries an error id,
+    also written to the log with the message when ``log``."""
     body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
     if status >= 500:
         body["error_id"] = uuid.uuid4().hex[:12]
         if log:

@@ -38,7 +38,13 @@ Loading a service config never imports the processor's module: the front process
 - ``allow_urls`` ([]; ``--allow-url``): URL prefixes ``{"url": ...}`` requests may name:
   ``s3://bucket/prefix``, ``s3://*`` (any bucket), ``file:///folder``, ``https://host/path``
   (an artifact store's URLs are ``file://`` or ``s3://`` ones). Nothing else is fetched (403).
-  ``s3://`` URLs use ``$TIDAL_S3_ENDPOINT_URL`` as the artifact store does.
+  ``s3://`` URLs use ``$TIDAL_S3_ENDPOINT_URL`` as the artifact store does. The front fetches
+  (never the model worker): a ``file://`` path must resolve (symlinks included) inside the
+  entry's folder and be a regular file; an ``http(s)`` redirect is followed only to a URL the
+  list allows, and a private, loopback or link-local address only when the entry names its
+  host exactly (not ``*``). See :mod:`tidal.serve.allowlist`.
+- ``fetch_timeout`` (60; ``--fetch-timeout``): seconds a URL's fetch may take in all (within
+  ``request_timeout``); connecting and each read have shorter limits of their own. Past it: 504.
 
 ``media`` says how uploaded or fetched images and videos become items: ``video`` is
 ``"frames"`` (one item per frame, an ``HxWx3`` uint8 array) or ``"clip"`` (one item per video,
@@ -52,9 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import posixpath
 import typing
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +68,10 @@ from tidal.config.files import read_config_file
 from tidal.config.spec import ObjectSpec, check_names
 from tidal.config.typecheck import mismatch
 from tidal.errors import ConfigError
+from tidal.serve.allowlist import AllowedURL, AllowList, parse_allowed_url, url_allowed
+
+__all__ = ["AllowedURL", "HTTPSettings", "MediaSettings", "ServiceConfig", "load_service", "parse_allowed_url",
+           "parse_service", "service_from_target", "url_allowed"]
 
 TOP_LEVEL_KEYS = ("processor", "imports", "name", "project", "http", "media")
 DEFAULT_PROJECT = "services"
@@ -83,6 +91,7 @@ class HTTPSettings:
     request_timeout: float = 120.0
     max_upload_bytes: int = 100 * 1024 * 1024
     allow_urls: list[str] = field(default_factory=list)
+    fetch_timeout: float = 60.0
 
     def check(self, where: str = "http") -> None:
         """Raise ConfigError naming the setting when a value is out of range."""
@@ -97,8 +106,8 @@ class HTTPSettings:
         if self.min_workers > self.max_workers:
             raise ConfigError(f"{where}: min_workers ({self.min_workers}) is above max_workers "
                               f"({self.max_workers}); raise max_workers or lower min_workers")
-        for index, prefix in enumerate(self.allow_urls):
-            parse_allowed_url(prefix, f"{where}.allow_urls[{index}]")
+        _above(where, "fetch_timeout", self.fetch_timeout)
+        AllowList(self.allow_urls, f"{where}.allow_urls")
 
 
 @dataclass(frozen=True)
@@ -222,47 +231,3 @@ def _at_least(where: str, key: str, value: float | None, minimum: float) -> None
 def _above(where: str, key: str, value: float | None) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"{where}.{key}: must be above 0, not {value}")
-
-
-# --- the URL allow-list -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AllowedURL:
-    """One allow-list entry: a scheme, a bucket or host (``*``: any), a path prefix."""
-
-    scheme: str
-    netloc: str
-    path: str
-
-    def allows(self, scheme: str, netloc: str, path: str) -> bool:
-        if scheme != self.scheme or (self.netloc != "*" and netloc != self.netloc):
-            return False
-        prefix = self.path.rstrip("/")
-        return not prefix or path == prefix or path.startswith(prefix + "/")
-
-
-def parse_allowed_url(prefix: str, where: str = "allow_urls") -> AllowedURL:
-    """Parse an allow-list entry such as ``s3://uploads/videos`` or ``file:///srv/media``."""
-    parts = urllib.parse.urlsplit(prefix)
-    if not parts.scheme or "://" not in prefix or parts.query or parts.fragment:
-        raise ConfigError(f"{where}: {prefix!r} is not a URL prefix; write e.g. s3://bucket/prefix, "
-                          "s3://* (any bucket), file:///folder or https://host/path")
-    if parts.scheme != "file" and not parts.netloc:
-        raise ConfigError(f"{where}: {prefix!r} names no bucket or host; write {parts.scheme}://bucket "
-                          f"(or {parts.scheme}://* to allow any)")
-    netloc = "" if parts.scheme == "file" and parts.netloc == "localhost" else parts.netloc
-    return AllowedURL(parts.scheme.lower(), netloc, posixpath.normpath(parts.path) if parts.path else "")
-
-
-def url_allowed(url: str, allowed: list[str]) -> bool:
-    """True when ``url`` lies under one of the ``allowed`` prefixes (``..`` never passes)."""
-    parts = urllib.parse.urlsplit(url)
-    path = urllib.parse.unquote(parts.path)
-    if not parts.scheme or parts.query or parts.fragment or ".." in path.split("/"):
-        return False
-    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
-        return False
-    netloc = "" if parts.scheme == "file" else parts.netloc
-    entries = [parse_allowed_url(prefix) for prefix in allowed]
-    return any(entry.allows(parts.scheme.lower(), netloc, path) for entry in entries)

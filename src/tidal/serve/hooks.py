@@ -10,7 +10,11 @@ Processor conventions for serving (all optional):
   the JSON response; without it the response is ``{"results": [...]}`` (plus ``"times"``, the
   seconds of each frame, for a video decoded frame by frame).
 - ``video_input = "clip"``: uploaded videos become one :class:`~tidal.sources.clips.Clip`
-  item instead of one item per frame (the service config's ``media.video`` wins).
+  item instead of one item per frame (the service config's ``media.video`` wins). Such a
+  processor takes videos only: images and JSON values (other than ``{"url": ...}``) are
+  refused with a 4xx, unless it declares a JSON input.
+- ``json_input = False``: the processor takes media only; JSON values are refused (422) by the
+  front before any worker starts. The default: True, except for whole-video processors.
 - raise :class:`RequestError` from a hook to answer a 4xx with your message.
 
 :func:`describe` runs in a short-lived worker process and returns a :class:`ProcessorInfo`:
@@ -41,6 +45,7 @@ class ProcessorInfo:
     video: str = "frames"
     input_schema: dict[str, Any] | None = None
     input_fields: list[str] = field(default_factory=list)
+    takes_json: bool = True
     preprocess: bool = False
     postprocess: bool = False
     canonical: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +92,7 @@ def describe(settings: WorkerSettings) -> ProcessorInfo:
         return ProcessorInfo(
             name=spec.name if function else type(processor).__name__, target=spec.target,
             batch_size=max(1, int(processor.batch_size or 1)), video=inputs.video, input_schema=inputs.schema(),
-            input_fields=inputs.fields(), preprocess=inputs.preprocess is not None,
+            input_fields=inputs.fields(), takes_json=inputs.takes_json, preprocess=inputs.preprocess is not None,
             postprocess=hook(processor, "postprocess") is not None, canonical=canonical,
             doc=(inspect.getdoc(function or type(processor)) or "").split("\n\n")[0],
         )

@@ -1,22 +1,22 @@
 """Requests into items: JSON validated by the processor's input type (and its ``preprocess``),
-uploads and allowed URLs fetched and decoded into frames, images or clips.
+uploads (and the files the front fetched for URLs) decoded into frames, images or clips.
 
-Runs in the model worker (it imports NumPy, PyAV and Pillow when media arrives). The front
-checks a URL against the allow-list before any worker starts; this module checks it again
-before fetching, at most ``max_upload_bytes`` of it.
+Runs in the model worker (it imports NumPy, PyAV and Pillow when media arrives). What cannot
+be decoded is a 4xx with a message for the HTTP client: what was wrong with the upload and
+what the service takes, never a batch job's advice or a decoder's error codes.
 """
 
 from __future__ import annotations
 
-import posixpath
-import urllib.parse
+import re
 from typing import Any
 
-from tidal.errors import ConfigError, RequestError
+from tidal.errors import ConfigError, DecodeError, RequestError
 from tidal.serve.hooks import declared_input_type, hook
 from tidal.serve.protocol import WorkerSettings
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+VIDEO_FORMATS = "mp4, mov, webm, mkv, avi"
 
 
 class Inputs:
@@ -33,8 +33,7 @@ class Inputs:
         if self.video not in ("frames", "clip"):
             raise ConfigError(f"{type(processor).__name__}.video_input must be 'frames' or 'clip', not {self.video!r}")
         self.media = media
-        self.allow_urls = settings.allow_urls
-        self.max_bytes = settings.max_upload_bytes
+        self.takes_json = self.input_type is not None or bool(getattr(processor, "json_input", self.video != "clip"))
 
     def schema(self) -> dict[str, Any] | None:
         """The JSON schema of JSON requests (refs point into OpenAPI's components)."""
@@ -53,10 +52,11 @@ class Inputs:
         """The request's items, and what the default response adds to the results."""
         if kind == "json":
             return self._json(request_id, data), {}
-        files = [self._fetch(data)] if kind == "url" else data
+        if kind != "upload":
+            raise RequestError(400, f"unknown request kind {kind!r}")
         items: list[Any] = []
         times: list[float] = []
-        for name, content_type, content in files:
+        for name, content_type, content in data:
             decoded, file_times = self._decode(f"{request_id}/{len(items)}", name, content_type, content)
             items.extend(decoded)
             times.extend(file_times)
@@ -65,6 +65,8 @@ class Inputs:
     def _json(self, request_id: str, data: Any) -> list[Any]:
         from tidal.sources.base import Item
 
+        if not self.takes_json:  # the front refuses these first; a second look costs nothing
+            raise RequestError(422, "this service takes uploaded media, not JSON values")
         value = data
         if self.adapter is not None:
             value = self._validate(data)
@@ -91,18 +93,21 @@ class Inputs:
             raise RequestError(422, f"the request does not match {name}: {where}", detail) from None
 
     def _decode(self, key: str, name: str, content_type: str, content: bytes) -> tuple[list[Any], list[float]]:
-        from tidal.errors import DecodeError
         from tidal.sources.base import Item
 
         if not content:
             raise RequestError(400, f"the upload {name!r} is empty (0 bytes); send the file's content, "
                                "e.g. curl -F video=@clip.mp4 URL")
+        image = _is_image(name, content_type, content)
+        if image and self.video == "clip":
+            raise RequestError(415, f"the upload {name!r} is an image; this service takes whole videos "
+                               f"({VIDEO_FORMATS}...): upload one, e.g. curl -F video=@clip.mp4 URL")
         try:
-            if _is_image(name, content_type, content):
+            if image:
                 return [Item(key, self._image(content, name), {"file": name})], []
             clip = self._clip(content, name)
         except DecodeError as error:
-            raise RequestError(422, str(error)) from None
+            raise RequestError(422, undecodable(name, "image" if image else "video", error)) from None
         if self.video == "clip":
             return [Item(key, clip, {"file": name, "frames": len(clip), "fps": clip.fps})], []
         times = [float(t) for t in clip.times]
@@ -123,49 +128,33 @@ class Inputs:
             width = 112  # decode_clip's default: a whole video must fit in memory
         return decode_clip(content, width, height, self.media.get("fps"), self.media.get("max_frames"))
 
-    def _fetch(self, url: str) -> tuple[str, str, bytes]:
-        """Read an allowed URL (fsspec), at most ``max_upload_bytes``."""
-        from tidal.serve.config import url_allowed
-
-        if not url_allowed(url, self.allow_urls):  # the front checked; a second look costs nothing
-            raise RequestError(403, f"{url} is not under an allowed URL prefix")
-        name = posixpath.basename(urllib.parse.urlsplit(url).path) or url
-        try:
-            with _open_url(url) as file:
-                content = file.read(self.max_bytes + 1)
-        except FileNotFoundError:
-            raise RequestError(404, f"{url} does not exist; check the URL") from None
-        except ImportError as error:
-            raise RequestError(501, f"fetching {url} needs a package this server lacks: {error}") from None
-        except Exception as error:
-            raise RequestError(502, f"cannot fetch {url}: {type(error).__name__}: {error}") from None
-        if len(content) > self.max_bytes:
-            raise RequestError(413, f"{url} is larger than the service's limit of {self.max_bytes} bytes")
-        return name, "", content
-
-
-def _open_url(url: str) -> Any:
-    import fsspec
-
-    from tidal.settings import s3_endpoint_url
-
-    options: dict[str, Any] = {}
-    endpoint = s3_endpoint_url()
-    if url.startswith("s3://") and endpoint:
-        options["endpoint_url"] = endpoint
-    return fsspec.open(url, "rb", **options)
-
 
 def _is_image(name: str, content_type: str, content: bytes) -> bool:
     from tidal.sources.images import IMAGE_EXTENSIONS
 
-    if content_type.startswith("image/"):
-        return True
-    if content_type.startswith("video/"):
-        return False
-    if name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS:
-        return True
-    return content.startswith(IMAGE_SIGNATURES) or (content[:4] == b"RIFF" and content[8:12] == b"WEBP")
+    if content.startswith(IMAGE_SIGNATURES) or (content[:4] == b"RIFF" and content[8:12] == b"WEBP"):
+        return True  # what the bytes are wins over what the client called them
+    if content_type.startswith(("image/", "video/")):
+        return content_type.startswith("image/")
+    return name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS
+
+
+def undecodable(name: str, what: str, error: DecodeError) -> str:
+    """Why the upload ``name`` (an ``image`` or a ``video``) cannot be decoded, for an HTTP
+    client: the decoder's own words without its error codes, and what the service takes."""
+    cause = error.__cause__
+    takes = f"send a {what} file ({'JPEG, PNG, WebP, BMP, TIFF' if what == 'image' else VIDEO_FORMATS})"
+    if cause is None:  # tidal's own finding (truncated, no frame, no video stream): its words say it
+        return f"the upload {name!r} cannot be decoded: {_plain(str(error))}"
+    if what == "video" or type(cause).__name__ == "UnidentifiedImageError":
+        return f"the upload {name!r} is not a {what} this service can decode ({_plain(str(cause))}); {takes}"
+    return f"the upload {name!r} is a damaged {what} ({_plain(str(cause))}); {takes}, whole"
+
+
+def _plain(text: str) -> str:
+    """A decoder's message without errno codes and placeholder names."""
+    text = re.sub(r"\[Errno -?\d+\] ", "", text).replace(": '<none>'", "")
+    return text[:1].lower() + text[1:]
 
 
 def _type_adapter(input_type: Any) -> Any:

@@ -65,7 +65,7 @@ def worker_settings(config: ServiceConfig, batch_size: int) -> WorkerSettings:
     unless ``http.max_batch_size`` is set)."""
     http = config.http
     return WorkerSettings(
-        processor=config.processor_spec, media=dataclasses.asdict(config.media), allow_urls=list(http.allow_urls),
+        processor=config.processor_spec, media=dataclasses.asdict(config.media),
         max_upload_bytes=http.max_upload_bytes, max_wait=http.max_wait_ms / 1000,
         max_batch_size=http.max_batch_size or batch_size,
     )

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COLD_START_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 WINDOW_LIMIT = 10_000  # latencies kept between two reports to the tracking store
+DRAIN_WINDOW_SECONDS = 30.0  # the drain rate counts the requests answered in this window
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -127,6 +130,35 @@ class LatencyWindow:
         count = self.count
         self.values, self.count = [], 0
         return {"requests": float(count), **{f"latency_p{q}_ms": 1000 * percentile(ordered, q) for q in (50, 95, 99)}}
+
+
+class DrainRate:
+    """Requests answered per second lately: what ``Retry-After`` divides the queue by.
+
+    Counted over the last ``window`` seconds, from the oldest answer in it to now, so a queue
+    that stops draining shows a falling rate rather than the last good one."""
+
+    def __init__(self, window: float = DRAIN_WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self.times: deque[float] = deque()
+
+    def record(self) -> None:
+        now = self.clock()
+        self.times.append(now)
+        self._forget(now)
+
+    def per_second(self) -> float | None:
+        """Answers per second, or None before two answers in the window."""
+        now = self.clock()
+        self._forget(now)
+        if len(self.times) < 2:
+            return None
+        return len(self.times) / max(now - self.times[0], 1e-3)
+
+    def _forget(self, now: float) -> None:
+        while self.times and self.times[0] < now - self.window:
+            self.times.popleft()
 
 
 def percentile(ordered: list[float], q: float) -> float:

@@ -1,9 +1,10 @@
 """Reading a predict request's body in the front: JSON, a streamed upload, or an allowed URL.
 
 The body is held to ``max_upload_bytes`` while it streams in (a 413 as soon as it passes,
-before the rest arrives), a multipart form is parsed as it streams, and a ``{"url": ...}``
-body is checked against the allow-list here, so a refused request never starts a worker.
-Nothing is decoded here: the front never imports NumPy or PyAV.
+before the rest arrives), a multipart form is parsed as it streams, and a JSON body is
+checked against the service's request schema (:mod:`tidal.serve.schema`: a value of the
+processor's input, or an allowed ``{"url": ...}``) here, so a refused request never starts a
+worker. Nothing is decoded here: the front never imports NumPy or PyAV.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from typing import Any
 from fastapi import Request
 
 from tidal.errors import RequestError
-from tidal.serve.config import HTTPSettings, url_allowed
+from tidal.serve.config import HTTPSettings
+from tidal.serve.schema import JSON_TYPE, RequestSchema
 
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024  # read and drop this much of a refused body, so the client reads the 413
-JSON_TYPE = "application/json"
 
 
 @dataclass
 class Payload:
-    """A request as a worker takes it: ``kind`` ``"json"`` (``data`` a value), ``"url"`` (a URL)
-    or ``"upload"`` (``[(name, content type, bytes)...]``); ``received`` is when it arrived
-    (``time.monotonic()``), from which its ``request_timeout`` counts."""
+    """A request: ``kind`` ``"json"`` (``data`` a value), ``"url"`` (an allowed URL, which the
+    front fetches into an upload before a worker sees it) or ``"upload"`` (``[(name, content
+    type, bytes)...]``); ``received`` is when it arrived (``time.monotonic()``), from which its
+    ``request_timeout`` counts."""
 
     kind: str
     data: Any
@@ -38,9 +40,8 @@ class Problem(RequestError):
     """A request refused before it reaches a worker (bad body, too large, URL not allowed)."""
 
 
-async def read_payload(request: Request, http: HTTPSettings, input_fields: list[str], received: float) -> Payload:
-    """The request as a Payload for a worker; Problem for a bad request. ``input_fields``: the
-    processor's JSON input fields (a ``url`` among them is data, not a URL to fetch)."""
+async def read_payload(request: Request, http: HTTPSettings, requests: RequestSchema, received: float) -> Payload:
+    """The request as a Payload; RequestError for a bad request (JSON checked by ``requests``)."""
     limit = http.max_upload_bytes
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     declared = request.headers.get("content-length", "")
@@ -48,7 +49,7 @@ async def read_payload(request: Request, http: HTTPSettings, input_fields: list[
         await _drain(request, int(declared))
         raise _too_large(limit)
     if content_type == JSON_TYPE or content_type.endswith("+json"):
-        kind, data = _json_payload(await _read_body(request, limit), http.allow_urls, input_fields)
+        kind, data = requests.read(_json(await _read_body(request, limit)))
         return Payload(kind, data, received)
     if content_type == "multipart/form-data":
         files = await _read_form(request, limit)
@@ -60,19 +61,13 @@ async def read_payload(request: Request, http: HTTPSettings, input_fields: list[
                   "image or video (image/*, video/*)")
 
 
-def _json_payload(body: bytes, allowed: list[str], input_fields: list[str]) -> tuple[str, Any]:
+def _json(body: bytes) -> Any:
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except ValueError as error:
         raise Problem(400, f"the body is not valid JSON: {error}") from None
-    url = data.get("url") if isinstance(data, dict) and set(data) == {"url"} else None
-    if not isinstance(url, str) or "url" in input_fields:
-        return "json", data
-    if not url_allowed(url, allowed):
-        where = f"under {', '.join(allowed)}" if allowed else "at all (its allow_urls list is empty)"
-        raise Problem(403, f"{url} is not allowed: this service fetches URLs only {where}; upload the file "
-                      "instead, or add its prefix to http.allow_urls in the service config")
-    return "url", url
+    except RecursionError:
+        raise Problem(400, "the JSON body is nested too deeply; send a flatter value") from None
 
 
 def _check_files(files: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:

@@ -13,7 +13,7 @@ The conversation::
     worker → front   Status(text)...                 warm-up progress, for the logs
                      Ready(pid, import_seconds, setup_seconds)  or SetupFailed(message, trace)
                      Described(info)                 or DescribeFailed(message), to a Describe
-    front → worker   Predict(id, kind, data)         kind: "json", "upload" or "url"
+    front → worker   Predict(id, kind, data)         kind: "json" or "upload" (the front fetches URLs)
     worker → front   Accepted(id, items)             decoded into that many items
                      Busy(items)                     a batch went into process() (the front's watchdog)
                      BatchDone(items, requests, seconds)
@@ -58,7 +58,6 @@ class WorkerSettings:
 
     processor: ProcessorSpec
     media: dict[str, Any]
-    allow_urls: list[str]
     max_upload_bytes: int
     max_wait: float
     max_batch_size: int

@@ -3,8 +3,8 @@
 All on the front's event loop, over :class:`Worker` handles that a backend provides:
 
 - no worker ready → requests wait in the queue (up to ``queue_limit``, else 503 with
-  ``Retry-After``, from the typical cold start) while a worker starts (a *cold start*); once it
-  is ready they are sent;
+  ``Retry-After``: the requests ahead over the measured drain rate, or the typical cold start
+  before anything drained) while a worker starts (a *cold start*); once it is ready they are sent;
 - every ready worker holds ``BATCHES_AHEAD`` batches' worth of items → requests queue, and one
   more worker starts, up to ``max_workers``;
 - a worker with no request for ``idle_timeout`` seconds is told to stop (down to
@@ -16,6 +16,8 @@ All on the front's event loop, over :class:`Worker` handles that a backend provi
 - a worker whose ``process()`` has not returned after ``request_timeout`` plus
   ``WATCHDOG_GRACE_SECONDS`` (an endless loop, a deadlocked GPU call) is killed (the watchdog):
   it would keep its slot and its GPU memory; what it held gets a 504 and a new one starts.
+  From ``request_timeout`` on, before the kill, such a worker is *condemned*: no request is
+  sent to it, and ``/readyz`` says not ready when no other worker can take work.
 
 The backend tells the scaler what its workers say (:meth:`Scaler.worker_ready`,
 :meth:`Scaler.finish`, :meth:`Scaler.worker_exited`...); the scaler tells workers what to do
@@ -38,7 +40,7 @@ from typing import Any
 from tidal.errors import ConfigError
 from tidal.serve.backend import Reply, error_reply
 from tidal.serve.config import HTTPSettings
-from tidal.serve.metrics import ServeMetrics
+from tidal.serve.metrics import DrainRate, ServeMetrics
 from tidal.serve.payload import Payload
 from tidal.serve.protocol import Cancel, Message, Predict, Stop
 from tidal.serve.tracker import ServiceTracker
@@ -84,6 +86,11 @@ class Worker:
     def load(self) -> int:
         """Items sent and not yet answered."""
         return sum(self.items.values())
+
+    def condemned(self, now: float, request_timeout: float) -> bool:
+        """In ``process()`` for longer than any request may take: the watchdog will kill it, so
+        it gets no more requests."""
+        return self.busy_since is not None and now - self.busy_since > request_timeout
 
     def send(self, message: Message) -> bool:
         """Queue a message for the worker; False when its connection is gone."""
@@ -134,6 +141,7 @@ class Scaler:
         self.last_setup_error: str | None = None
         self.setup_failed_at = -math.inf
         self.closing = False
+        self.drain = DrainRate()
         self._numbers = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._worker_tasks: set[asyncio.Task[Any]] = set()
@@ -239,10 +247,23 @@ class Scaler:
 
     def _worker_with_room(self) -> Worker | None:
         room = BATCHES_AHEAD * self.batch_size
-        for worker in self.workers:
-            if worker.state is WorkerState.READY and (not worker.outstanding or worker.load < room):
+        for worker in self._able_workers():
+            if not worker.outstanding or worker.load < room:
                 return worker
         return None
+
+    def _able_workers(self) -> list[Worker]:
+        """Ready workers that are not condemned (stuck in process() past request_timeout)."""
+        now = time.monotonic()
+        return [worker for worker in self._ready_workers() if not worker.condemned(now, self.http.request_timeout)]
+
+    def can_take_work(self) -> bool:
+        """A worker can take a request now or soon: an able one, one starting, or room to start one."""
+        if self.closing or self._failing():
+            return False
+        if self._able_workers() or any(w.state is WorkerState.STARTING for w in self.workers):
+            return True
+        return len(self._live_workers()) < self.max_workers
 
     def _failing(self) -> bool:
         """A worker failed to start moments ago and none is ready: do not start another yet."""
@@ -256,11 +277,16 @@ class Scaler:
         return [w for w in self.workers if w.state in (WorkerState.STARTING, WorkerState.READY)]
 
     def _retry_after(self) -> int:
+        """Seconds until the requests ahead are likely answered: their count over the measured
+        drain rate (plus what is left of a cold start), at most ``request_timeout``."""
+        ahead = len(self.waiting) + sum(len(worker.outstanding) for worker in self.workers)
+        rate = self.drain.per_second()
+        seconds = ahead / rate if rate else 0.0
         starting = [w for w in self.workers if w.state is WorkerState.STARTING]
-        if not starting or not self.metrics.cold_start_seconds.count:
-            return 1
-        typical = self.metrics.cold_start_seconds.sum / self.metrics.cold_start_seconds.count
-        return max(1, math.ceil(typical - (time.monotonic() - starting[0].started)))
+        if starting and not self._able_workers() and self.metrics.cold_start_seconds.count:
+            typical = self.metrics.cold_start_seconds.sum / self.metrics.cold_start_seconds.count
+            seconds += max(0.0, typical - (time.monotonic() - starting[0].started))
+        return max(1, min(math.ceil(seconds), math.ceil(self.http.request_timeout)))
 
     # --- starting workers ---------------------------------------------------------------
 
@@ -338,6 +364,7 @@ class Scaler:
         request = worker.outstanding.pop(request_id, None)
         worker.items.pop(request_id, None)
         worker.last_active = time.monotonic()
+        self.drain.record()
         if request is not None and reply is not None:
             request.answer(reply)
         self._dispatch()
@@ -446,8 +473,9 @@ class Scaler:
                     "items": w.load, "age_seconds": round(now - w.started, 3),
                     "idle_seconds": round(now - w.last_active, 3) if not w.outstanding else 0.0}
                    for w in self.workers]
-        state = "warm" if self._ready_workers() else "starting" if self.workers else "idle (scaled to zero)"
-        return {"ready": True, "state": state, "workers": workers, "waiting": len(self.waiting),
+        state = ("warm" if self._able_workers() else "stuck" if self._ready_workers()
+                 else "starting" if self.workers else "idle (scaled to zero)")
+        return {"ready": self.can_take_work(), "state": state, "workers": workers, "waiting": len(self.waiting),
                 "min_workers": self.min_workers, "max_workers": self.max_workers,
                 "idle_timeout": self.http.idle_timeout, "last_setup_error": self.last_setup_error}
 
