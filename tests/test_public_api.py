@@ -18,7 +18,7 @@ def test_every_exported_name_exists() -> None:
 
 def test_import_tidal_does_not_load_heavy_dependencies() -> None:
     code = ("import sys, tidal\n"
-            "heavy = [m for m in ('numpy', 'av', 'sqlalchemy', 'alembic', 'pyarrow', 'PIL', 'rich')"
+            "heavy = [m for m in ('numpy', 'av', 'sqlalchemy', 'alembic', 'pyarrow', 'PIL', 'rich', 'torch')"
             " if m in sys.modules]\n"
             "print(','.join(heavy))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,11 +10,15 @@ Example::
 
     run = tidal.init(project="detectron2", name="inference", config={"score": 0.5})
     run.log_metric("loss", 0.3, step=10)
+
+    @tidal.register                      # configs (tidal train, tidal map) may name it "MyNet"
+    class MyNet(torch.nn.Module): ...
 """
 
 from __future__ import annotations
 
 from tidal.config.job import JobConfig, load_config
+from tidal.config.registry import register
 from tidal.errors import (
     ConfigError,
     DecodeError,
@@ -52,6 +56,7 @@ __all__ = [
     "current_run",
     "init",
     "load_config",
+    "register",
     "run_job",
     "start_run",
 ]

@@ -17,6 +17,8 @@ The hierarchy (exit code for the CLI, HTTP status for the tracking server)::
     │   └── DecodeError         one file or item cannot be decoded (corrupt,      exit 1  400
     │                           truncated, not media)
     ├── ProcessorError          user code raised inside setup/process             exit 1  400
+    ├── TrainingError           ``tidal train`` cannot go on: NaN loss, shapes    exit 1  400
+    │                           the loss refuses, a checkpoint that cannot be read
     ├── StoreError              TIDAL_HOME, the SQLite file or the store's        exit 2  503
     │                           server cannot be used
     ├── JobLockedError          another ``tidal map`` is running the same job     exit 2  409
@@ -113,6 +115,11 @@ class ProcessorError(TidalError):
     """User code raised inside ``setup``, ``process`` or ``teardown``."""
 
 
+class TrainingError(TidalError):
+    """A training cannot go on (``tidal train``): the message names the cycle, epoch and step, and
+    the checkpoint to resume from."""
+
+
 class StoreError(TidalError):
     """The state folder (TIDAL_HOME), its SQLite file or the store's server cannot be used."""
 
@@ -177,7 +184,7 @@ class ProtocolError(TidalError):
 HTTP_ERRORS: dict[str, type[TidalError]] = {error.__name__: error for error in (
     TidalError, ConfigError, TokenRefused, UsageError, RunNotFound, RunExists, JobNotFound, ArtifactNameError,
     RequestTooLarge, SourceError, DecodeError, ProcessorError, StoreError, JobLockedError, ArtifactNotFound,
-    ArtifactTooLarge, ArtifactStoreError, ProtocolError,
+    ArtifactTooLarge, ArtifactStoreError, ProtocolError, TrainingError,
 )}
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidal.config.registry import registered
 from tidal.config.typecheck import mismatch
 from tidal.errors import ConfigError
 
@@ -49,7 +50,7 @@ def parse_spec(value: Any, where: str) -> ObjectSpec | None:
         return ObjectSpec(target, _nested(kwargs, where), where)
     if len(value) == 1:
         (name, kwargs), = value.items()
-        if "." in name and (kwargs is None or isinstance(kwargs, dict)):
+        if ("." in name or registered(name) is not None) and (kwargs is None or isinstance(kwargs, dict)):
             inner = f"{where}[{name!r}]".replace("'", '"')
             return ObjectSpec(name, _nested(kwargs or {}, inner), inner)
     return None
@@ -84,8 +85,9 @@ def is_allowed(name: str, allowed: Sequence[str]) -> bool:
 
 
 def require_allowed(spec: ObjectSpec, allowed: Sequence[str]) -> None:
-    """Refuse a name outside the allowed modules, before anything is imported."""
-    if not is_allowed(spec.target, allowed):
+    """Refuse a name outside the allowed modules, before anything is imported (a name registered
+    with ``@tidal.register`` is the user's own choice: allowed)."""
+    if not is_allowed(spec.target, allowed) and registered(spec.target) is None:
         raise ConfigError(
             f"{spec.where}: {spec.target!r} is outside the allowed modules (tidal"
             f"{''.join(', ' + a for a in allowed)}); list its module under 'imports' in the"
@@ -127,7 +129,7 @@ def add_import_paths(paths: Sequence[str]) -> list[str]:
 def resolve(spec: ObjectSpec, allowed: Sequence[str]) -> Callable[..., Any]:
     """Import and return the callable ``spec.target`` names, refusing names not allowed."""
     require_allowed(spec, allowed)
-    target = import_dotted(spec.target, spec.where)
+    target = registered(spec.target) or import_dotted(spec.target, spec.where)
     if not callable(target):
         raise ConfigError(f"{spec.where}: {spec.target!r} is not callable")
     return target  # type: ignore[no-any-return]
