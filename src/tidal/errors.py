@@ -27,8 +27,10 @@ The hierarchy (exit code for the CLI, HTTP status for the tracking server)::
     ├── ArtifactStoreError      the artifact store cannot be reached or written   exit 2  503
     ├── RequestError            ``tidal serve`` refuses a request (its own status: a bad
     │                           body, an upload too large, a processor hook's 4xx)
-    └── ProtocolError           a model worker broke the front↔worker protocol (the
-                                worker is killed and replaced)
+    ├── ProtocolError           a model worker broke the front↔worker protocol (the
+    │                           worker is killed and replaced)
+    └── PipelineError           a pipeline step's environment failed to install, or its
+                                code changed while it ran
 
 Over HTTP an error travels as ``{"error": message, "type": name}`` with the class's
 ``http_status``; :data:`HTTP_ERRORS` is the one list of the names a tidal server answers with,
@@ -178,6 +180,11 @@ class ProtocolError(TidalError):
     fields, or a kind the receiver does not expect. The sender cannot be trusted any more."""
 
     http_status = 502
+
+
+class PipelineError(TidalError):
+    """A pipeline step cannot run or cannot be trusted: its environment failed to install, its
+    code changed while it ran. The message names the step; finished steps keep their results."""
 
 
 # The names a tidal server answers with, each the name of its class.

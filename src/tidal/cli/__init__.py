@@ -9,6 +9,7 @@ import typer
 from tidal.cli import config as config_commands
 from tidal.cli import jobs as jobs_commands
 from tidal.cli import map as map_command
+from tidal.cli import pipeline as pipeline_commands
 from tidal.cli import results as results_commands
 from tidal.cli import runs as runs_commands
 from tidal.cli import serve as serve_command
@@ -20,6 +21,8 @@ app = typer.Typer(
     help="Run ML models over videos and images: resumable, tracked, on all cores.",
 )
 app.command("map")(map_command.map_)
+app.command("run")(pipeline_commands.run)
+app.add_typer(pipeline_commands.app, name="pipeline")
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(results_commands.app, name="results")
 app.add_typer(config_commands.app, name="config")

@@ -2,7 +2,8 @@
 
 On a plain resume, finished partitions are skipped without being decoded and unfinished ones
 skip every item already settled (done or failed). With ``retry_failed``, partitions that failed
-or hold failed items are read again, skipping only the items that are done.
+or hold failed items are read again, skipping only the items that are done. With ``recompute``
+(a pipeline's ``--from``/``--no-cache``) every partition is read and every item processed again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Plan:
     retry_failed: bool
     total: int | None = None
     expected: dict[PartitionId, int] = field(default_factory=dict)
+    recompute: bool = False
 
     def __post_init__(self) -> None:
         sizes = [p.size for p in self.partitions]
@@ -43,6 +45,8 @@ class Plan:
 
     def _skip(self, partition: Partition) -> set[str] | None:
         """Keys to skip in ``partition``, or None when the partition needs no reading."""
+        if self.recompute:
+            return set()
         state = self.states.get(partition.id)
         if state is not None:
             status, failed_items = state

@@ -82,9 +82,11 @@ def run_job(
     progress: ProgressReporter | None = None,
     config_file: str | None = None,
     project: str = JOBS_PROJECT,
+    recompute: bool = False,
 ) -> JobReport:
     """Run (or resume) ``job`` to the end and return its report.
 
+    ``recompute`` processes every item again, settled or not (a pipeline's forced step).
     ``store`` defaults to ``$TIDAL_TRACKING_URI`` or the embedded SQLite file of ``state_home``
     (``$TIDAL_HOME``); the job's lock is always a file in ``state_home``.
 
@@ -101,7 +103,7 @@ def run_job(
             ledger = store.ledger(job.job_id)
             try:
                 return _run_locked(job, store, ledger, engine, retry_failed, progress or ProgressReporter(),
-                                   config_file, project)
+                                   config_file, project, recompute)
             finally:
                 ledger.close()
     finally:
@@ -110,11 +112,12 @@ def run_job(
 
 
 def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine | None, retry_failed: bool,
-                progress: ProgressReporter, config_file: str | None, project: str) -> JobReport:
+                progress: ProgressReporter, config_file: str | None, project: str,
+                recompute: bool = False) -> JobReport:
     source = job.build_source()
     job.build_processor()  # constructor checks run before any work
     engine = engine or job.build_engine()
-    plan = Plan(ledger, source.partitions(), retry_failed)
+    plan = Plan(ledger, source.partitions(), retry_failed, recompute=recompute)
     ledger.register(job.name, job.canonical, config_file)
     ledger.set_status(JobStatus.RUNNING, plan.total)
     before = ledger.counts()
