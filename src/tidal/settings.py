@@ -12,6 +12,11 @@
 | token | ``TIDAL_TOKEN`` | (empty) | bearer token for a tidal server |
 | artifacts | ``TIDAL_ARTIFACTS`` | ``<home>/artifacts`` | a SQL store's files: a folder or ``s3://bucket/x`` |
 | s3_endpoint_url | ``TIDAL_S3_ENDPOINT_URL`` | (AWS) | an S3-protocol endpoint (MinIO); keys: ``AWS_*`` |
+| spool_folder | ``TIDAL_SPOOL`` | ``<home>/spool`` | records a run's store could not take yet (``tidal sync``) |
+| console_capture | ``TIDAL_CAPTURE`` | ``fd`` | a run's console: ``fd`` (descriptors 1, 2), ``python`` or ``off`` |
+| FLUSH_SECONDS | - | 0.5 | a run's writer sends what was logged this often (``kill -9`` loses that) |
+| RECONNECT_SECONDS | - | 2 | a run's store away: tried again this often (growing to 30 s) |
+| EXIT_STALL_SECONDS | - | 1.5 | at exit, a writer stuck this long is given up on: the rest is spooled |
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tidal.errors import ConfigError
+
 DEFAULT_BATCH_SIZE = 16
 SEGMENT_FRAMES = 256
 IMAGES_PER_PARTITION = 64
 INFLIGHT_PER_WORKER = 2
 DB_FILENAME = "tidal.db"
+FLUSH_SECONDS = 0.5
+RECONNECT_SECONDS = 2.0
+EXIT_STALL_SECONDS = 1.5
+CONSOLE_CAPTURE_MODES = ("fd", "python", "off")
 
 
 def home() -> Path:
@@ -60,3 +71,18 @@ def artifacts_url() -> str | None:
 def s3_endpoint_url() -> str | None:
     """``$TIDAL_S3_ENDPOINT_URL``: an S3-protocol endpoint (MinIO); None means AWS."""
     return _text("TIDAL_S3_ENDPOINT_URL")
+
+
+def spool_folder() -> Path:
+    """``$TIDAL_SPOOL``: where runs keep what their store could not take yet (``<home>/spool``)."""
+    folder = _text("TIDAL_SPOOL")
+    return Path(folder).expanduser() if folder else home() / "spool"
+
+
+def console_capture() -> str:
+    """``$TIDAL_CAPTURE``: how a run captures its console, ``fd`` (default), ``python`` or ``off``."""
+    mode = (_text("TIDAL_CAPTURE") or "fd").strip().lower()
+    if mode not in CONSOLE_CAPTURE_MODES:
+        raise ConfigError(f"TIDAL_CAPTURE={mode!r} is not a capture mode; use one of "
+                          f"{', '.join(CONSOLE_CAPTURE_MODES)}")
+    return mode

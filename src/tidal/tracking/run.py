@@ -1,9 +1,17 @@
 """The Run API: ``tidal.init`` / ``tidal.start_run`` and what a run logs.
 
-Logging never waits on the disk or the network: each call appends a tuple to an in-process
-queue (about a microsecond) and a background writer sends what accumulated every
-``FLUSH_SECONDS`` in one batch — so a ``kill -9`` loses at most about that much. Images are
-encoded and artifacts copied by the writer too.
+Logging never waits on the disk or the network: each call checks its input (a bad key, step,
+value, image or artifact is a ``UsageError`` right there: ``tidal.tracking.records``) and appends
+a tuple to an in-process queue (about a microsecond); a background writer
+(``tidal.tracking.writer``) sends what accumulated every ``FLUSH_SECONDS`` — so a ``kill -9``
+loses at most about that much. When the store cannot be reached, at ``init`` or later, records
+go to an offline spool on disk (``tidal.tracking.spool``) and are sent when it answers again, or
+by ``tidal sync``: tracking never crashes or hangs the script.
+
+A run started by ``init`` ends when the script does: its last records are written before the
+interpreter stops its thread pools (an S3 upload needs one), an uncaught exception marks it
+failed, SIGTERM (Slurm, Kubernetes, ``docker stop``) interrupted. ``init(resume=RUN_ID)``
+continues a run after preemption.
 
 Example::
 
@@ -19,9 +27,8 @@ Example::
 from __future__ import annotations
 
 import atexit
-import io
-import numbers
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,37 +39,53 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
-from tidal.errors import TidalError, UsageError
+from tidal import settings
+from tidal.errors import RunNotFound, TidalError, TokenRefused
 from tidal.status import RunStatus
-from tidal.tracking.capture import ResourceSampler, Tee, environment, git_state
-from tidal.tracking.store import Batch, Store
+from tidal.tracking import records
+from tidal.tracking.artifacts import validate_run_id
+from tidal.tracking.capture import ConsoleCapture
+from tidal.tracking.delivery import Create, Item, Update, is_outage, single_attempt
+from tidal.tracking.spool import Spool
+from tidal.tracking.store import Store
 from tidal.tracking.stores import open_store
+from tidal.tracking.writer import Writer
 
-FLUSH_SECONDS = 0.5
-HEARTBEAT_SECONDS = 10.0
-SAMPLE_SECONDS = 5.0
+FLUSH_SECONDS = settings.FLUSH_SECONDS
 _current: list[Run] = []  # the runs started by init()/start_run() in this process, innermost last
+_terminated_by: list[int] = []  # the signal (SIGTERM) that is ending this process, once caught
 
 
 class Run:
-    """One tracked execution. Build it with :func:`init` or :func:`start_run`."""
+    """One tracked execution. Build it with :func:`init` or :func:`start_run`.
+
+    ``resume``: the id of an earlier run to continue (same id, status back to running; its
+    highest step so far is ``last_step``).
+    """
 
     def __init__(self, store: Store, *, project: str = "default", name: str | None = None,
                  kind: str = "script", config: dict[str, Any] | None = None,
                  tags: dict[str, str] | list[str] | None = None, parent_id: str | None = None,
-                 job_id: str | None = None, capture: bool = True) -> None:
+                 job_id: str | None = None, capture: bool = True, resume: str | None = None) -> None:
         self.store = store
-        self.id = uuid.uuid4().hex[:16]
+        self.id = validate_run_id(resume) if resume else uuid.uuid4().hex[:16]
         self.project = project
         self.status = RunStatus.RUNNING
+        self.last_step: int | None = None
         self._queue: deque[tuple[Any, ...]] = deque()
-        store.create_run(self._record(name, kind, config, parent_id, job_id, capture))
+        self._broken: str | None = None  # why the writer stopped, if it ever does
+        self._metric_keys: set[str] = set()  # keys already checked
+        self._console: ConsoleCapture | None = None
+        first = self._resume(capture) if resume else Create(self._record(name, kind, config, parent_id, job_id,
+                                                                          capture))
+        self.spool = Spool.for_run(self.id, store)
+        self._writer = Writer(self.id, store, self._queue, self.spool, capture=capture, on_death=self._died)
+        self._send_first(first)
         if tags:
             self.set_tags(tags)
-        self._writer = _Writer(self, capture=capture)
         self._writer.start()
 
     def _record(self, name: str | None, kind: str, config: dict[str, Any] | None, parent_id: str | None,
@@ -73,51 +96,103 @@ class Run:
                 "pid": os.getpid(), "started_at": time.time(), "heartbeat_at": time.time(),
                 "argv": list(sys.argv) if capture else None}
 
+    def _resume(self, capture: bool) -> Update:
+        """The update that sets an earlier run running again; its project and last step are read
+        when the store answers."""
+        try:
+            with single_attempt():
+                found = self.store.get_run(self.id)
+                points = self.store.metrics(self.id)
+        except RunNotFound:
+            raise RunNotFound(f"no run {self.id!r} to resume in {self.store.describe()}; `tidal runs ls` "
+                              "lists the runs (resume takes the full id)") from None
+        except TidalError as error:
+            if not is_outage(error) or isinstance(error, TokenRefused):
+                raise
+            found, points = {}, {}
+        self.project = str(found.get("project") or self.project)
+        steps = [step for key, series in points.items() if not key.startswith("system/")
+                 for step, _, _ in series if step is not None]
+        self.last_step = max(steps, default=None)
+        return Update({"status": RunStatus.RUNNING.value, "ended_at": None, "error": None,
+                       "heartbeat_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+                      | ({"argv": list(sys.argv)} if capture else {}))
+
+    def _send_first(self, item: Item) -> None:
+        """Create (or resume) the run now, trying the store once: if it cannot be reached, the run
+        starts offline and the item is the spool's first. A refused token is an error here."""
+        try:
+            with single_attempt():
+                item.send(self.store, self.id)
+        except TidalError as error:
+            if not is_outage(error) or isinstance(error, TokenRefused):
+                raise
+            self._writer.outbox.append(item)
+            self._writer._go_offline(error)
+
+    def _died(self, reason: str) -> None:
+        self._broken = reason
+
+    def _check_writer(self) -> None:
+        if self._broken is not None:
+            raise TidalError(f"run {self.id} no longer records anything: its writer stopped ({self._broken}); "
+                             "please report this bug, and start a new run to go on tracking")
+
+    # -- what a run logs -------------------------------------------------------------------------
+
     def log_params(self, params: dict[str, Any]) -> None:
         """Record parameters (any JSON-serialisable values); a later value replaces an earlier one."""
-        self._queue.append(("param", dict(params)))
+        self._check_writer()
+        self._queue.append(("param", records.json_snapshot(dict(params), "param")))
 
     def log_param(self, key: str, value: Any) -> None:
-        self._queue.append(("param", {key: value}))
+        self.log_params({key: value})
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        """Record one number (NaN and infinities are kept as such)."""
-        if not isinstance(value, numbers.Real):
-            raise UsageError(f"metric {key!r}: {value!r} is not a number; log numbers, or use log_params")
-        self._queue.append(("metric", key, step, float(value), time.time()))
+        """Record one number (NaN and infinities are kept as such) at an optional 64-bit step."""
+        if self._broken is not None:
+            self._check_writer()
+        if key not in self._metric_keys:
+            self._metric_keys.add(records.check_key(key, "metric"))
+        if type(value) is not float:
+            value = records.metric_value(key, value)
+        if step is not None:
+            step = records.check_step(key, step)
+        self._queue.append(("metric", key, step, value, time.time()))
 
     def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
         for key, value in values.items():
             self.log_metric(key, value, step)
 
     def log_image(self, key: str, image: Any, step: int | None = None) -> None:
-        """Record an image: a NumPy array (HxW, HxWx3, HxWx4), a PIL image, or a file path."""
-        if isinstance(image, (str, Path)):
-            if not Path(image).is_file():
-                raise UsageError(f"image {key!r}: no file {str(image)!r}")
-        elif not (hasattr(image, "__array_interface__") or hasattr(image, "save")):
-            raise UsageError(f"image {key!r}: {type(image).__name__} is not an image; "
-                             "pass a NumPy array, a PIL image or a file path")
-        self._queue.append(("image", key, step, image, time.time()))
+        """Record an image: a NumPy array (HxW, HxWxC or CxHxW, C in 1, 3, 4; uint8, or floats in
+        0-1), a PIL image, or a file path. A copy is taken now: the caller may reuse its buffer."""
+        self._check_writer()
+        records.check_key(key, "image")
+        step = records.check_step(key, step)
+        self._queue.append(("image", key, step, records.image_snapshot(key, image), time.time()))
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> None:
-        """Copy a file into the run's artifacts (in the background, streamed, with its sha256)."""
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"artifact {str(path)!r} does not exist (or is not a file); check the path")
-        self._queue.append(("artifact", path, name or path.name))
+        """Store a file as one of the run's artifacts (in the background, streamed, with its sha256).
+
+        The file is opened now: deleting it afterwards (a ``NamedTemporaryFile``) loses nothing.
+        """
+        self._check_writer()
+        self._queue.append(("artifact", records.artifact_file(path, name)))
 
     def set_tags(self, tags: dict[str, str] | list[str]) -> None:
         """Tags as ``{"key": "value"}`` or a list of names."""
-        mapping = dict(tags) if isinstance(tags, dict) else {str(tag): "" for tag in tags}
-        self._queue.append(("tags", mapping))
+        self._check_writer()
+        self._queue.append(("tags", records.tag_values(tags)))
 
     def log_text(self, text: str, stream: str = "stdout") -> None:
-        self._queue.append(("log", stream, text, time.time()))
+        stamp = time.time()
+        for chunk in records.log_chunks(text, stream):
+            self._queue.append(("log", stream, chunk, stamp))
 
     def set_stats(self, stats: dict[str, Any]) -> None:
         """Replace the run's live statistics (a job's progress: counts, rate, ETA), shown while it runs."""
-        self._queue.append(("stats", dict(stats)))
+        self._queue.append(("stats", records.json_snapshot(dict(stats), "stat")))
 
     def flush(self) -> None:
         """Write everything logged so far, now (the writer does it every half second anyway)."""
@@ -125,189 +200,79 @@ class Run:
 
     def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None,
                stats: dict[str, Any] | None = None) -> None:
-        """Flush, then record the run's end, status (and final statistics). Safe to call twice."""
+        """Flush, then record the run's end, status (and final statistics). Safe to call twice.
+
+        When the store cannot be reached this returns within ``EXIT_STALL_SECONDS`` of the last
+        progress, with what is left in the spool (a warning names it).
+        """
         if self.status is not RunStatus.RUNNING:
             return
         self.status = RunStatus(status)
-        self._writer.stop()
+        if self._console is not None:
+            self._console.stop()
         end: dict[str, Any] = {"status": self.status.value, "ended_at": time.time(), "error": error}
-        self.store.update_run(self.id, end | ({"stats": stats} if stats is not None else {}))
+        self._queue.append(("update", end | ({"stats": records.json_snapshot(stats, "stat")} if stats else {})))
+        self._writer.stop()
         if self in _current:
             _current.remove(self)
+
+    def capture_console(self, mode: str) -> None:
+        """Record what the process writes to its console: ``fd`` (file descriptors 1 and 2, so
+        subprocesses, C code and ``logging`` too), ``python`` (``sys.stdout``/``sys.stderr``) or ``off``."""
+        if mode != "off" and self._console is None:
+            self._console = ConsoleCapture(self.log_text, file_descriptors=mode == "fd")
+            self._console.start()
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        if kind is None:
-            self.finish(RunStatus.COMPLETED)
-        elif issubclass(kind, KeyboardInterrupt):
-            self.finish(RunStatus.INTERRUPTED)
-        else:
-            self.finish(RunStatus.FAILED, "".join(traceback.format_exception(kind, error, trace)))
+        self.finish(*_ending(kind, error, trace))
 
 
-class _Writer(threading.Thread):
-    """Drains the run's queue every FLUSH_SECONDS into one batch; samples resources."""
-
-    def __init__(self, run: Run, capture: bool) -> None:
-        super().__init__(name=f"tidal-run-{run.id}", daemon=True)
-        self.owner = run
-        self.wake = threading.Event()
-        self.stopping = False
-        self.lock = threading.Lock()
-        self.last_beat = time.time()
-        self.capture = capture
-        self.captured = threading.Event()  # set once git and the environment are recorded (or skipped)
-        self.sampler = ResourceSampler() if capture else None
-        self.last_sample = time.monotonic()
-        self.pending: list[Batch] = []  # batches the store refused (network down): sent again later
-        self.stats: dict[str, Any] | None = None  # the latest live statistics not yet written
-
-    def run(self) -> None:
-        if self.capture:
-            self._capture()
-        self.captured.set()
-        while not self.stopping:
-            self.wake.wait(FLUSH_SECONDS)
-            self.wake.clear()
-            self._sample()
-            self.flush_now()
-
-    def _capture(self) -> None:
-        """Git state and the environment take a tenth of a second: gathered here, off the caller's path."""
-        try:
-            self.owner.store.update_run(self.owner.id, {"git": git_state(), "environment": environment()})
-        except TidalError as error:
-            print(f"tidal: could not record run {self.owner.id}'s git state and environment ({error})",
-                  file=sys.__stderr__)
-
-    def flush_now(self) -> None:
-        self.captured.wait(timeout=30)  # what a flush makes visible comes with git and environment
-        with self.lock:
-            batch = self._drain()
-            if batch is not None:
-                self.pending.append(batch)
-            while self.pending:
-                try:
-                    self.owner.store.log_batch(self.owner.id, self.pending[0])
-                except TidalError as error:
-                    print(f"tidal: could not write run {self.owner.id}'s logs yet ({error}); will retry",
-                          file=sys.__stderr__)
-                    return
-                self.pending.pop(0)
-            self._write_stats()
-
-    def _write_stats(self) -> None:
-        if self.stats is None:
-            return
-        try:
-            self.owner.store.update_run(self.owner.id, {"stats": self.stats, "heartbeat_at": time.time()})
-        except TidalError as error:
-            print(f"tidal: could not write run {self.owner.id}'s progress yet ({error}); will retry",
-                  file=sys.__stderr__)
-            return
-        self.stats = None
-
-    def _drain(self) -> Batch | None:
-        queue = self.owner._queue
-        batch = Batch(batch_id=uuid.uuid4().hex)
-        for _ in range(len(queue)):
-            self._add(batch, queue.popleft())
-        if time.time() - self.last_beat >= HEARTBEAT_SECONDS:
-            batch.heartbeat = self.last_beat = time.time()
-        return None if batch.is_empty() and batch.heartbeat is None else batch
-
-    def _add(self, batch: Batch, record: tuple[Any, ...]) -> None:
-        kind = record[0]
-        if kind == "metric":
-            batch.metrics.append(record[1:])  # type: ignore[arg-type]
-        elif kind == "log":
-            batch.logs.append(record[1:])  # type: ignore[arg-type]
-        elif kind == "param":
-            batch.params.update(record[1])
-        elif kind == "tags":
-            batch.tags.update(record[1])
-        elif kind == "stats":
-            self.stats = record[1]
-        elif kind == "image":
-            batch.images.append(self._image(*record[1:]))
-        elif kind == "artifact":
-            self.owner.store.put_artifact(self.owner.id, record[2], record[1])
-        else:
-            raise AssertionError(f"unknown record kind {kind!r} in run {self.owner.id}'s queue")
-
-    def _image(self, key: str, step: int | None, image: Any, stamp: float) -> dict[str, Any]:
-        data, width, height = _png(image)
-        name = f"images/{_safe(key)}/{'none' if step is None else step}-{uuid.uuid4().hex[:8]}.png"
-        self.owner.store.put_artifact(self.owner.id, name, data)
-        return {"key": key, "step": step, "artifact": name, "width": width, "height": height,
-                "timestamp": stamp}
-
-    def _sample(self) -> None:
-        if self.sampler is None or time.monotonic() - self.last_sample < SAMPLE_SECONDS:
-            return
-        self.last_sample = time.monotonic()
-        stamp = time.time()
-        for key, value in self.sampler.sample().items():
-            self.owner._queue.append(("metric", key, None, value, stamp))
-
-    def stop(self) -> None:
-        self.captured.set()  # a writer that never started must not make stop() wait
-        self.stopping = True
-        self.wake.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=30)
-        self.flush_now()
-
-
-def _png(image: Any) -> tuple[bytes, int, int]:
-    from PIL import Image
-
-    picture: Any
-    if isinstance(image, (str, Path)):
-        picture = Image.open(image)
-    elif hasattr(image, "save"):
-        picture = image
-    else:
-        import numpy as np
-
-        array = np.asarray(image)
-        if array.dtype != np.uint8:
-            array = np.clip(array * (255 if array.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
-        picture = Image.fromarray(array)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue(), picture.width, picture.height
-
-
-def _safe(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key) or "image"
+def _ending(kind: type[BaseException] | None, error: BaseException | None,
+            trace: TracebackType | None) -> tuple[RunStatus, str | None]:
+    """The status (and error text) of a run ended by ``error`` (None: a normal end)."""
+    if _terminated_by:
+        return RunStatus.INTERRUPTED, f"stopped by signal {signal.Signals(_terminated_by[0]).name}"
+    if kind is None or (issubclass(kind, SystemExit) and getattr(error, "code", None) in (None, 0)):
+        return RunStatus.COMPLETED, None
+    if issubclass(kind, KeyboardInterrupt):
+        return RunStatus.INTERRUPTED, None
+    return RunStatus.FAILED, "".join(traceback.format_exception(kind, error, trace))
 
 
 def init(project: str = "default", name: str | None = None, *, config: dict[str, Any] | None = None,
          tags: dict[str, str] | list[str] | None = None, store: Store | None = None,
-         capture_output: bool = True) -> Run:
+         capture_output: bool | str = True, resume: str | None = None) -> Run:
     """Start a run for this script: captures argv, git, environment, console output, resources;
-    an uncaught exception marks it failed with the traceback; it ends when the process exits."""
+    an uncaught exception marks it failed with the traceback; it ends when the process exits.
+
+    ``capture_output``: True (``$TIDAL_CAPTURE``, by default ``fd``: everything the process and
+    its subprocesses write to stdout and stderr), ``"python"``, or False. ``resume``: the id of a
+    run to continue (after a preemption).
+    """
     parent = _current[-1].id if _current else None
-    run = Run(store or open_store(), project=project, name=name, config=config, tags=tags, parent_id=parent)
+    run = Run(store or open_store(), project=project, name=name, config=config, tags=tags, parent_id=parent,
+              resume=resume)
     _current.append(run)
-    if capture_output:
-        _tee_console(run)
     _finish_on_exit(run)
+    if capture_output:
+        run.capture_console(settings.console_capture() if capture_output is True else str(capture_output))
     return run
 
 
 @contextmanager
 def start_run(project: str = "default", name: str | None = None, *, config: dict[str, Any] | None = None,
-              tags: dict[str, str] | list[str] | None = None, store: Store | None = None) -> Iterator[Run]:
+              tags: dict[str, str] | list[str] | None = None, store: Store | None = None,
+              resume: str | None = None) -> Iterator[Run]:
     """``with tidal.start_run(...) as run:`` — a run that ends with the block (nested runs allowed)."""
     parent = _current[-1].id if _current else None
     with Run(store or open_store(), project=project, name=name, config=config, tags=tags,
-             parent_id=parent) as run:
+             parent_id=parent, resume=resume) as run:
         _current.append(run)
+        _finish_before_shutdown(run)
         yield run
 
 
@@ -315,24 +280,51 @@ def current_run() -> Run | None:
     return _current[-1] if _current else None
 
 
-def _tee_console(run: Run) -> None:
-    if not isinstance(sys.stdout, Tee):
-        sys.stdout = Tee(sys.stdout, "stdout", run.log_text)  # type: ignore[assignment]
-    if not isinstance(sys.stderr, Tee):
-        sys.stderr = Tee(sys.stderr, "stderr", run.log_text)  # type: ignore[assignment]
-
-
 def _finish_on_exit(run: Run) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
-        status = RunStatus.INTERRUPTED if issubclass(kind, KeyboardInterrupt) else RunStatus.FAILED
-        text = "".join(traceback.format_exception(kind, error, trace))
+        status, text = _ending(kind, error, trace)
         previous(kind, error, trace)
-        run.log_text(text, "stderr")
+        run.log_text("".join(traceback.format_exception(kind, error, trace)), "stderr")
         run.finish(status, text)
 
     sys.excepthook = hook
-    atexit.register(run.finish)
+    _finish_before_shutdown(run)
 
 
+def _finish_before_shutdown(run: Run) -> None:
+    """Finish ``run`` when the interpreter exits, before it stops its thread pools: an S3 upload
+    (s3fs runs on one) scheduled later fails with "cannot schedule new futures after interpreter
+    shutdown". Hooks of ``threading._register_atexit`` run newest first, so concurrent.futures'
+    own is registered (imported) before ours."""
+    _stop_on_sigterm()
+    finish = lambda: run.finish(*_ending(None, None, None))  # noqa: E731
+    import concurrent.futures.thread  # noqa: F401  registers its shutdown hook first
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError("no threading._register_atexit")
+        register(finish)
+    except RuntimeError:  # already shutting down, or another Python: the plain atexit hook
+        atexit.register(finish)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the process as SystemExit (143), so runs finish 'interrupted' after a flush.
+    Only where nothing else handles SIGTERM, and only from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    if not _current:  # no run left to finish: die the way SIGTERM kills
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _terminated_by.append(signum)
+    raise SystemExit(128 + signum)
