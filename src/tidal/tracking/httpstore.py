@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from tidal.errors import (
     ArtifactTooLarge,
     ConfigError,
+    RequestTooLarge,
     StoreError,
     TidalError,
     TokenRefused,
@@ -36,6 +37,7 @@ from tidal.errors import (
     error_by_name,
 )
 from tidal.tracking.artifacts import normalize_name, validate_run_id
+from tidal.tracking.delivery import retries_allowed, rows, split
 from tidal.tracking.store import Archived, Batch, Store, check_status
 from tidal.types import JobId
 
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/v1"
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_BATCH_BYTES = 4 * 2**20  # a batch's request body; a server's limit is 16 MiB by default
+JSON_HEADERS = {"Content-Type": "application/json"}
 UPLOAD_CHUNK = 1024 * 1024
 RUNS_PAGE = 1000  # runs per list request; more are read page by page
 
@@ -103,12 +107,21 @@ class HTTPStore(Store):
         self._call("PATCH", f"runs/{_segment(run_id)}", json_body=fields)
 
     def log_batch(self, run_id: str, batch: Batch) -> None:
-        body = {
-            "batch_id": batch.batch_id, "params": batch.params, "tags": batch.tags,
-            "metrics": [[key, _integer(step), _number(value), stamp] for key, step, value, stamp in batch.metrics],
-            "logs": [list(log) for log in batch.logs], "images": batch.images, "heartbeat": batch.heartbeat,
-        }
-        self._call("POST", f"runs/{_segment(run_id)}/batches", json_body=body)
+        """Sent in parts that fit a request: over ``MAX_BATCH_BYTES`` of JSON, or answered 413 by
+        a server with a smaller limit, a batch is cut in halves (ids derived from its own, so a
+        part sent twice is applied once); a single row still too large raises RequestTooLarge."""
+        payload = _batch_payload(batch)
+        if len(payload) > MAX_BATCH_BYTES and rows(batch) > 1:
+            for half in split(batch, 2, "~"):
+                self.log_batch(run_id, half)
+            return
+        try:
+            self._call("POST", f"runs/{_segment(run_id)}/batches", body=lambda: payload, headers=JSON_HEADERS)
+        except RequestTooLarge:
+            if rows(batch) <= 1:
+                raise
+            for half in split(batch, 2, "~"):
+                self.log_batch(run_id, half)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("GET", f"runs/{_segment(run_id)}").json())
@@ -240,7 +253,8 @@ class HTTPStore(Store):
             payload = json.dumps(encode_non_finite(json_body), default=str, allow_nan=False).encode()
             headers = {"Content-Type": "application/json"}
             body = lambda: payload  # noqa: E731
-        tries = self.retries if body is None or getattr(body, "repeatable", True) else 1
+        repeatable = body is None or getattr(body, "repeatable", True)
+        tries = self.retries if repeatable and retries_allowed() else 1  # the Run writer spools instead
         failure: str = ""
         for attempt in range(tries):
             if attempt:
@@ -373,6 +387,16 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 def _check_size(size: int, max_bytes: int | None, name: str) -> None:
     if max_bytes is not None and size > max_bytes:
         raise ArtifactTooLarge(f"artifact {name!r} is larger than the limit of {max_bytes} bytes; nothing was stored")
+
+
+def _batch_payload(batch: Batch) -> bytes:
+    """A batch as the request body: JSON, NaN and infinities as strings."""
+    body = {
+        "batch_id": batch.batch_id, "params": batch.params, "tags": batch.tags,
+        "metrics": [[key, _integer(step), _number(value), stamp] for key, step, value, stamp in batch.metrics],
+        "logs": [list(log) for log in batch.logs], "images": batch.images, "heartbeat": batch.heartbeat,
+    }
+    return json.dumps(encode_non_finite(body), default=str, allow_nan=False).encode()
 
 
 def _number(value: Any) -> Any:

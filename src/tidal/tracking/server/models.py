@@ -32,6 +32,7 @@ def _metric_value(value: Any) -> float:
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=250)]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Step = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # 64-bit in every store (migration 0002)
 # Unix seconds up to the year 3000: a page formatting a date from year 10**9 would fail
 Timestamp = Annotated[float, Field(ge=0, le=32_503_680_000, allow_inf_nan=False)]
 MetricValue = Annotated[float, BeforeValidator(_metric_value)]
@@ -93,7 +94,7 @@ class RunUpdate(_RunColumns):
 
 class ImageIn(_Body):
     key: Key
-    step: Int32 | None = None
+    step: Step | None = None
     artifact: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     width: Int32 | None = None
     height: Int32 | None = None
@@ -106,7 +107,7 @@ class BatchIn(_Body):
     batch_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     params: dict[Key, Any] = {}
     tags: dict[Key, Scalar] = {}
-    metrics: list[tuple[Key, Int32 | None, MetricValue, Timestamp]] = []
+    metrics: list[tuple[Key, Step | None, MetricValue, Timestamp]] = []
     logs: list[tuple[Annotated[str, StringConstraints(min_length=1, max_length=8)], str, Timestamp]] = []
     images: list[ImageIn] = []
     heartbeat: Timestamp | None = None
