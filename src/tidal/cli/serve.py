@@ -28,6 +28,8 @@ def serve(
     max_upload_bytes: Annotated[Optional[int], typer.Option(help="Body size limit (default 100 MiB).")] = None,
     allow_url: Annotated[Optional[list[str]], typer.Option(
         help="A URL prefix {\"url\": ...} requests may name, e.g. s3://uploads (repeatable).")] = None,
+    fetch_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds a URL's fetch may take in all before a 504 (default 60).")] = None,
     video: Annotated[Optional[str], typer.Option(
         help="How uploaded videos become items: frames (one per frame) or clip (one per video).")] = None,
     track: Annotated[bool, typer.Option(help="Record the service as a tracked run.")] = True,
@@ -44,7 +46,8 @@ def serve(
 
     overrides = _overrides(idle_timeout=idle_timeout, min_workers=min_workers, max_workers=max_workers,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, queue_limit=queue_limit,
-                           request_timeout=request_timeout, max_upload_bytes=max_upload_bytes, allow_urls=allow_url)
+                           request_timeout=request_timeout, max_upload_bytes=max_upload_bytes, allow_urls=allow_url,
+                           fetch_timeout=fetch_timeout)
     media = _overrides(video=video)
     if Path(target).is_file() or ":" not in target:
         config = load_service(target, overrides, media)
