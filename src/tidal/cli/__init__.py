@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from tidal.cli import artifacts as artifacts_commands
 from tidal.cli import config as config_commands
 from tidal.cli import jobs as jobs_commands
 from tidal.cli import map as map_command
@@ -28,6 +29,7 @@ app.add_typer(results_commands.app, name="results")
 app.add_typer(config_commands.app, name="config")
 app.command("serve")(serve_command.serve)
 app.add_typer(runs_commands.app, name="runs")
+app.add_typer(artifacts_commands.app, name="artifacts")
 app.command("server")(server_commands.server)
 app.command("ui")(server_commands.ui)
 

@@ -19,7 +19,13 @@ def export(store: Store, job_id: str, output: Path, fmt: str, include_failed: bo
     """Write the job's rows (streamed from the store) to ``output``; return how many were written."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    rows = store.results(job_id, include_failed)
+    return write_rows(store.results(job_id, include_failed), output, fmt)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], output: Path, fmt: str) -> int:
+    """Write rows (dicts, streamed) to ``output`` as ``fmt``; return how many were written."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = {"parquet": _parquet, "jsonl": _jsonl, "csv": _csv}[fmt]
     return writer(rows, output)

@@ -134,6 +134,17 @@ def _literal(text: str) -> str | float:
         return text
 
 
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys, the way runs are compared (lists stay values):
+    ``{"model": {"lr": 1}}`` → ``{"model.lr": 1}``."""
+    if not isinstance(value, dict) or (prefix and not value):
+        return {prefix: value} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        flat |= flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+    return flat
+
+
 def check_status(status: str | None) -> str | None:
     """``status`` when it is a run status; otherwise a UsageError naming the valid ones."""
     if status is not None and status not in {s.value for s in RunStatus}:

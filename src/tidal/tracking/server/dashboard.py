@@ -40,7 +40,7 @@ from fastapi.responses import HTMLResponse, Response
 from tidal.errors import JobNotFound, RunNotFound
 from tidal.status import RunStatus
 from tidal.tracking.server.auth import is_authorized
-from tidal.tracking.store import Store
+from tidal.tracking.store import Store, flatten
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -139,7 +139,7 @@ class Dashboard:
         return self.render(
             request, "compare.html", runs=[_run_view(run) for run in runs],
             params=_diff_rows([run.get("params") or {} for run in runs]),
-            config=_diff_rows([_flatten(run.get("config") or {}) for run in runs]),
+            config=_diff_rows([flatten(run.get("config") or {}) for run in runs]),
             chart_groups=_chart_groups(list(series)), series=series)
 
     def _runs(self, run_ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -283,16 +283,6 @@ def _diff_rows(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
                    for value, here in zip(values, present, strict=True)}
         rows.append({"key": key, "values": values, "present": present, "differs": len(encoded) > 1})
     return rows
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as dotted keys (lists stay values): {"model": {"lr": 1}} → {"model.lr": 1}."""
-    if not isinstance(value, dict) or (prefix and not value):
-        return {prefix: value} if prefix else {}
-    flat: dict[str, Any] = {}
-    for key, inner in value.items():
-        flat |= _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
-    return flat
 
 
 def _diff_lines(diff: str) -> list[tuple[str, str]]:
