@@ -125,7 +125,7 @@ class RunQuerySuite:
         assert ids(where="params.optimizer = 'sgd' and params.lr >= 0.25") == [made[0.97]]
         assert ids(where="tags.team = vision", sort="metrics.acc") == [made[0.85], made[0.95], made[0.97]]
         assert ids(sort="name", limit=2) + ids(sort="name", limit=2, offset=2) == [made[0.95], made[0.85], made[0.97]]
-        with pytest.raises(UsageError, match="unknown field 'metric.acc'"):
+        with pytest.raises(UsageError, match=r"unknown field 'metric\.acc'"):
             store.list_runs(where="metric.acc > 1")
 
     def test_an_unknown_status_names_the_valid_ones(self, store: Store, project: str) -> None:
@@ -160,7 +160,7 @@ class RunQuerySuite:
         points = [("loss", step, 1.0 / (step + 1), now + step) for step in range(5000)]
         points[1234] = ("loss", 1234, 50.0, now + 1234)
         points[4321] = ("loss", 4321, math.nan, now + 4321)
-        store.log_batch(run_id, Batch("s", metrics=points + [("short", 1, 2.0, now)]))
+        store.log_batch(run_id, Batch("s", metrics=[*points, ("short", 1, 2.0, now)]))
         sample = store.sampled_metrics(run_id, buckets=100)
         loss = sample["metrics"]["loss"]
         assert sample["sampled"] == ["loss"] and 100 <= len(loss) <= 300
