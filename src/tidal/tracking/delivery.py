@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, cast
 from tidal.errors import RunExists, StoreError, TokenRefused
 from tidal.tracking.store import Batch, Store
 
-BISECT_SENDS = 32  # requests spent finding a refused batch's bad rows; past it, the rest is dropped
+BISECT_SENDS = 100  # requests spent finding a refused batch's bad rows; past it, the rest is dropped
 MAX_BATCH_ROWS = 10_000  # rows per request: a part is small and its delivery shows progress
 # a refusal reported by the database itself (SQLAlchemy's classes, named to avoid importing it)
 DATA_ERRORS = frozenset({"DataError", "IntegrityError", "StatementError", "InvalidRequestError"})
@@ -188,7 +188,7 @@ def deliver(store: Store, run_id: str, item: Item, warn: Warn) -> None:
 def _bisect(store: Store, run_id: str, batch: Batch, error: Exception, warn: Warn) -> None:
     """Store every row of a refused batch that the store takes; report the others once."""
     refused: list[Batch] = []
-    waiting, sends = split(batch, 2, "."), 0
+    waiting, sends = halves(batch), 0
     while waiting:
         part = waiting.pop(0)
         if sends >= BISECT_SENDS:
@@ -200,7 +200,7 @@ def _bisect(store: Store, run_id: str, batch: Batch, error: Exception, warn: War
             continue
         error = part_error
         if rows(part) > 1:
-            waiting[:0] = split(part, 2, ".")
+            waiting[:0] = halves(part)
         else:
             refused.append(part)
     dropped = sum(rows(part) for part in refused)
@@ -245,8 +245,8 @@ def split(batch: Batch, pieces: int, separator: str) -> list[Batch]:
     """``batch`` cut into up to ``pieces`` batches of about as many rows each, in logging order.
 
     Part ``i`` has the id ``<batch_id><separator><i>``: the same batch cut the same way always gets
-    the same ids, so a part sent twice is applied once. Each place that cuts batches uses its own
-    separator, so parts cut differently never share an id.
+    the same ids, so a part sent twice is applied once. Cuts of different shapes use different
+    separators, so parts cut differently never share an id.
     """
     flat = ([("param", item) for item in batch.params.items()] + [("tag", item) for item in batch.tags.items()]
             + [("metric", row) for row in batch.metrics] + [("log", row) for row in batch.logs]
@@ -270,6 +270,13 @@ def _batch_of(batch_id: str, flat: list[tuple[str, Any]], heartbeat: float | Non
         else:
             getattr(part, kind + "s").append(row)
     return part
+
+
+def halves(batch: Batch) -> list[Batch]:
+    """``batch`` in two (one if it has a single row). Every place that halves a batch (the HTTP
+    store's size limit, the search for refused rows) halves it this one way: a half sent by one
+    and again by the other has the same id, and is applied once."""
+    return split(batch, 2, ".")
 
 
 def parts(batch: Batch, max_rows: int = MAX_BATCH_ROWS) -> list[Batch]:

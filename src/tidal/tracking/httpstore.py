@@ -37,7 +37,7 @@ from tidal.errors import (
     error_by_name,
 )
 from tidal.tracking.artifacts import normalize_name, validate_run_id
-from tidal.tracking.delivery import retries_allowed, rows, split
+from tidal.tracking.delivery import halves, retries_allowed, rows
 from tidal.tracking.store import Archived, Batch, Store, check_status
 from tidal.types import JobId
 
@@ -112,7 +112,7 @@ class HTTPStore(Store):
         part sent twice is applied once); a single row still too large raises RequestTooLarge."""
         payload = _batch_payload(batch)
         if len(payload) > MAX_BATCH_BYTES and rows(batch) > 1:
-            for half in split(batch, 2, "~"):
+            for half in halves(batch):
                 self.log_batch(run_id, half)
             return
         try:
@@ -120,7 +120,7 @@ class HTTPStore(Store):
         except RequestTooLarge:
             if rows(batch) <= 1:
                 raise
-            for half in split(batch, 2, "~"):
+            for half in halves(batch):
                 self.log_batch(run_id, half)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
