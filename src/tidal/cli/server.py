@@ -36,6 +36,13 @@ def server(
                              "--host is a loopback address.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+    s3_endpoint: Annotated[Optional[str], typer.Option(
+        "--s3-endpoint", help="An S3-protocol endpoint for s3:// artifacts, e.g. http://minio:9000 (default: "
+                              "TIDAL_S3_ENDPOINT_URL, else AWS).")] = None,
+    max_request_size: Annotated[str, typer.Option(
+        "--max-request-size", help="Largest request body (a batch of points), e.g. 16MiB.")] = "16MiB",
+    max_upload_size: Annotated[str, typer.Option(
+        "--max-upload-size", help="Largest artifact upload, e.g. 4GiB.")] = "4GiB",
 ) -> None:
     """Serve the tracking API (and the dashboard) over a store, for a team.
 
@@ -52,7 +59,9 @@ def server(
     if url.startswith(("http://", "https://")):
         raise UsageError(f"--store {url}: a tidal server stores into sqlite:///... or postgresql://..., "
                          "not into another server")
-    app = _app(url, artifacts, token)
+    limits = {"max_request_bytes": parse_size(max_request_size, "--max-request-size"),
+              "max_upload_bytes": parse_size(max_upload_size, "--max-upload-size")}
+    app = _app(url, artifacts, token, s3_endpoint, **limits)
     typer.echo(f"tidal server: {_public_url(host, port)} (API docs at /docs) over {_redacted(url)}"
                f"{', token required' if token else ''}")
     serve(app, listener)
@@ -76,7 +85,25 @@ def read_token(path: Path | None) -> str | None:
         raise UsageError(f"cannot read the token file {path}: {error}") from error
     if not token:
         raise UsageError(f"the token file {path} is empty; put a long random secret in it")
+    from tidal.tracking.server.auth import check_token
+
+    check_token(token, f"the token in {path}")
     return token
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``"16MiB"``, ``"4G"``, ``"65536"`` → bytes (binary units, whatever the spelling)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"{option} {text!r}: give a size like 65536, 64KiB, 16MiB or 4GiB")
+    size = int(float(match[1]) * _UNITS[(match[2] or "")[:1].lower()])
+    if size < 1024:
+        raise UsageError(f"{option} {text!r}: at least 1KiB, or no client could send anything")
+    return size
 
 
 def is_loopback(host: str) -> bool:
@@ -124,15 +151,16 @@ class _HideTokens(logging.Filter):
         return True
 
 
-def _app(store_url: str, artifacts: str | None, token: str | None) -> FastAPI:
+def _app(store_url: str, artifacts: str | None, token: str | None, s3_endpoint: str | None = None,
+         **limits: int) -> FastAPI:
     from tidal.tracking.server.app import create_app
     from tidal.tracking.stores import open_store
 
-    store = open_store(store_url, artifacts=artifacts)
+    store = open_store(store_url, artifacts=artifacts, s3_endpoint_url=s3_endpoint)
     artifact_store: Any = getattr(store, "artifact_store", None)
     if artifact_store is not None:
         artifact_store.check()  # a wrong bucket or an unwritable folder fails now, not on the first upload
-    return create_app(store, token=token)
+    return create_app(store, token=token, **limits)
 
 
 def _embedded_url() -> str:

@@ -17,12 +17,13 @@ from tidal.tracking.store import Store
 
 
 def open_store(uri: str | None = None, *, home: Path | None = None, token: str | None = None,
-               artifacts: str | None = None) -> Store:
+               artifacts: str | None = None, s3_endpoint_url: str | None = None) -> Store:
     """The store ``uri`` names: None → ``$TIDAL_TRACKING_URI`` or the embedded SQLite file.
 
     ``sqlite:///path``, ``postgresql://user@host/db`` or ``http(s)://host:port`` (a tidal server,
     authenticated with ``token`` or ``$TIDAL_TOKEN``). ``artifacts`` is where a SQL store keeps
-    files: a folder (default ``$TIDAL_HOME/artifacts``) or ``s3://bucket/prefix``.
+    files: a folder (default ``$TIDAL_HOME/artifacts``) or ``s3://bucket/prefix`` (at
+    ``s3_endpoint_url``, default ``$TIDAL_S3_ENDPOINT_URL``).
     """
     uri = uri or settings.tracking_uri()
     if uri and uri.startswith(("http://", "https://")):
@@ -36,4 +37,5 @@ def open_store(uri: str | None = None, *, home: Path | None = None, token: str |
     from tidal.tracking.sqlstore import SQLStore
 
     artifacts = artifacts or settings.artifacts_url()
-    return SQLStore(open_engine(uri or sqlite_url(home)), open_artifact_store(artifacts, home=home))
+    return SQLStore(open_engine(uri or sqlite_url(home)),
+                    open_artifact_store(artifacts, home=home, endpoint_url=s3_endpoint_url))

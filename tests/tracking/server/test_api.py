@@ -21,6 +21,7 @@ import pytest
 
 from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store
 from pgserver import needs_postgres
+from tidal.errors import UsageError
 from tidal.tracking.server.app import create_app
 
 API = "/api/v1"
@@ -247,7 +248,13 @@ MALFORMED: list[tuple[str, str, bytes]] = [
     ("GET", "/runs/{run}/logs?after=" + "9" * 40, b""),
     ("GET", "/runs?tag=%00", b""),
     ("GET", "/runs/{run}/logs?after=2147483648", b""),
-    ("DELETE", "/runs/{run}", b""),
+    ("PUT", "/runs/{run}", b"{}"),
+    ("DELETE", "/runs/no-such-run", b""),
+    ("GET", "/runs/{run}/metrics/sampled?buckets=0", b""),
+    ("GET", "/runs/{run}/metrics/sampled?axis=sideways", b""),
+    ("GET", "/runs?where=metrics.acc%20%3E", b""),
+    ("GET", "/runs?sort=colour", b""),
+    ("GET", "/runs?archived=maybe", b""),
 ]
 
 
@@ -312,10 +319,11 @@ def test_tidal_server_refuses_a_public_host_without_a_token(tmp_path: Path) -> N
 
 def test_tidal_server_command_serves_the_api_with_its_token(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text("file-token-123\n")
+    token_file.write_text("file-token-1234567\n")
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tidal", "server", "--port", str(port),
-                                "--token-file", str(token_file)], env=os.environ | {"TIDAL_HOME": str(tmp_path)},
+                                "--token-file", str(token_file), "--max-request-size", "64KiB"],
+                               env=os.environ | {"TIDAL_HOME": str(tmp_path)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -327,12 +335,38 @@ def test_tidal_server_command_serves_the_api_with_its_token(tmp_path: Path) -> N
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline, "tidal server did not start"
                 time.sleep(0.1)
-        headers = {"Authorization": "Bearer file-token-123"}
+        headers = {"Authorization": "Bearer file-token-1234567"}
         assert httpx.post(url + API + "/runs", json={"id": "cli", "name": "n"}, headers=headers).status_code == 201
         assert httpx.get(url + API + "/runs").status_code == 401
-        httpx.get(url + "/login", params={"token": "file-token-123"})
+        too_large = httpx.post(url + API + "/runs/cli/batches", headers=headers,
+                               json={"batch_id": "big", "logs": [["stdout", "x" * 100_000, 1.0]]})
+        assert too_large.status_code == 413 and "64 KiB" in too_large.json()["error"]
+        httpx.get(url + "/login", params={"token": "file-token-1234567"})
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    assert "file-token-123" not in output  # /login?token=... is logged as token=***
+    assert "file-token-1234567" not in output  # /login?token=... is logged as token=***
     assert "token=***" in output
+
+
+def test_a_token_shorter_than_16_characters_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="has 6 characters; use at least 16"):
+        create_app(sqlite_store(tmp_path), token="s3cret")
+    token_file = tmp_path / "token"
+    token_file.write_text("short-token\n")
+    result = subprocess.run([sys.executable, "-m", "tidal", "server", "--token-file", str(token_file), "--port", "1"],
+                            env=os.environ | {"TIDAL_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"the token in {token_file} has 11 characters" in result.stderr
+
+
+def test_server_flags_are_checked_before_it_starts(tmp_path: Path) -> None:
+    def server(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tidal", "server", "--port", str(free_port()), *flags],
+                              env=os.environ | {"TIDAL_HOME": str(tmp_path)}, capture_output=True, text=True,
+                              timeout=60)
+
+    bad_size = server("--max-upload-size", "lots")
+    assert bad_size.returncode == 2 and "--max-upload-size 'lots': give a size like" in bad_size.stderr
+    pytest.importorskip("s3fs", reason="the s3 extra (pip install 'tidal[s3]') is not installed")
+    unreachable = server("--artifacts", "s3://bucket/tidal", "--s3-endpoint", "http://127.0.0.1:9")
+    assert unreachable.returncode == 2 and "http://127.0.0.1:9" in unreachable.stderr

@@ -42,6 +42,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 ENGINE_HELPERS = Path(__file__).parents[2] / "engines"  # the Square processor of the engine suite
 XSS_NAME = "<script>alert(1)</script>"
+LONG_TOKEN = "s3cret-s3cret-s3cret"
 
 
 # ---- data: realistic runs logged through the Store API, and real jobs -------------------------
@@ -443,13 +444,13 @@ def job_status(store: Store, job_id: str) -> str | None:
 
 
 def test_a_server_with_a_token_asks_for_it(store: Store, home: Path, runs: Runs) -> None:
-    with serving(create_app(store, token="s3cret")) as live:
+    with serving(create_app(store, token=LONG_TOKEN)) as live:
         url = live.url
         for path in ("/", f"/runs/{runs.baseline}", "/jobs"):
             refused = httpx.get(url + path)
             assert refused.status_code == 401 and 'name="token"' in refused.text
             assert runs.baseline not in refused.text
         assert httpx.get(url + "/static/tidal.css").status_code == 200  # the login page's style
-        signed_in = httpx.get(url + "/", cookies={"tidal_token": "s3cret"})
+        signed_in = httpx.get(url + "/", cookies={"tidal_token": LONG_TOKEN})
         assert signed_in.status_code == 200 and runs.baseline in signed_in.text
-        assert httpx.get(url + "/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(url + "/", headers={"Authorization": f"Bearer {LONG_TOKEN}"}).status_code == 200

@@ -24,7 +24,7 @@ JSON cannot carry NaN or infinities, so in both directions they travel as the st
 
 Example::
 
-    app = create_app(open_store("postgresql://tidal@db/tidal"), token="s3cret")
+    app = create_app(open_store("postgresql://tidal@db/tidal"), token=secrets.token_urlsafe(32))
     uvicorn.run(app, host="0.0.0.0", port=8765)
 """
 
@@ -55,11 +55,13 @@ def create_app(store: Store, *, token: str | None = None, max_request_bytes: int
                max_upload_bytes: int = 4 * 2**30) -> FastAPI:
     """The tidal server over ``store``.
 
-    ``token``: when set, every ``/api/`` request needs ``Authorization: Bearer <token>`` (or the
-    ``tidal_token`` cookie that ``/login`` sets). Runs and ``tidal map`` jobs are read and written
+    ``token``: when set (16 characters or more), every ``/api/`` request needs
+    ``Authorization: Bearer <token>`` (or the ``tidal_token`` cookie that ``/login`` sets). Runs and ``tidal map`` jobs are read and written
     through ``store``. Request bodies over ``max_request_bytes`` (artifact uploads:
     ``max_upload_bytes``) get a 413.
     """
+    if token is not None:
+        auth.check_token(token)
     app = FastAPI(title="tidal", version="1", summary="Runs, metrics, logs, artifacts and jobs of tidal.",
                   default_response_class=TidalJSONResponse)
     app.state.store = store

@@ -7,7 +7,7 @@ body is read, :func:`require_token` documents the scheme in the OpenAPI page.
 
 Example::
 
-    app.add_middleware(TokenGate, token="s3cret")
+    app.add_middleware(TokenGate, token="a-long-random-secret")
     api = APIRouter(dependencies=[Depends(require_token)])
 """
 
@@ -21,11 +21,12 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidal.errors import TokenRefused, http_name
+from tidal.errors import TokenRefused, UsageError, http_name
 from tidal.tracking.server._asgi import route_path
 from tidal.tracking.server.responses import error_response
 
 TOKEN_COOKIE = "tidal_token"
+MIN_TOKEN_LENGTH = 16
 CHALLENGE = {"WWW-Authenticate": "Bearer"}  # sent with every 401
 WRONG_TOKEN = ("missing or wrong token: send the header 'Authorization: Bearer <token>' (clients: set "
                "TIDAL_TOKEN to the content of the server's --token-file), or open /login?token=<token> "
@@ -33,6 +34,13 @@ WRONG_TOKEN = ("missing or wrong token: send the header 'Authorization: Bearer <
 
 _bearer = HTTPBearer(auto_error=False, description="the server's token (tidal server --token-file)")
 _cookie = APIKeyCookie(name=TOKEN_COOKIE, auto_error=False, description="set by GET /login?token=...")
+
+
+def check_token(token: str, where: str = "the token") -> None:
+    """Refuse a token too short to resist guessing (a server answers as fast as it is asked)."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise UsageError(f"{where} has {len(token)} characters; use at least {MIN_TOKEN_LENGTH} random ones "
+                         "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
 def token_matches(expected: str, presented: str | None) -> bool:
