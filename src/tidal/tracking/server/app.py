@@ -56,9 +56,9 @@ def create_app(store: Store, *, token: str | None = None, max_request_bytes: int
     """The tidal server over ``store``.
 
     ``token``: when set (16 characters or more), every ``/api/`` request needs
-    ``Authorization: Bearer <token>`` (or the ``tidal_token`` cookie that ``/login`` sets). Runs and ``tidal map`` jobs are read and written
-    through ``store``. Request bodies over ``max_request_bytes`` (artifact uploads:
-    ``max_upload_bytes``) get a 413.
+    ``Authorization: Bearer <token>`` (or the ``tidal_token`` cookie that ``/login`` sets). Runs
+    and ``tidal map`` jobs are read and written through ``store``. Request bodies over
+    ``max_request_bytes`` (artifact uploads: ``max_upload_bytes``) get a 413.
     """
     if token is not None:
         auth.check_token(token)
