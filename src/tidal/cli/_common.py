@@ -10,6 +10,8 @@ from rich.console import Console
 
 from tidal.config.job import load_config
 from tidal.errors import StoreError, UsageError
+from tidal.pipelines.config import is_pipeline_file
+from tidal.pipelines.state import pipeline_step_job
 from tidal.settings import DB_FILENAME, home, tracking_uri
 from tidal.tracking.store import Store
 from tidal.tracking.stores import open_store
@@ -27,9 +29,12 @@ def reading_store(url: str | None = None) -> Store:
     return open_store(url)
 
 
-def job_id_from(store: Store, reference: str, stage: int | None = None) -> str:
-    """JOB may be a job id (or a unique prefix) or the config file that defines it."""
+def job_id_from(store: Store, reference: str, stage: int | None = None, step: str | None = None) -> str:
+    """JOB may be a job id (or a unique prefix), the config file that defines it, or a pipeline
+    file and one of its steps (``step``)."""
     path = Path(reference)
+    if step is not None or (path.is_file() and is_pipeline_file(path)):
+        return pipeline_step_job(store, path, step)
     if path.is_file():
         jobs = load_config(path)
         if stage is None and len(jobs) > 1:

@@ -12,8 +12,11 @@ import typer
 from rich.table import Table
 
 from tidal.cli._common import StoreOption, console, job_id_from, reading_store
+from tidal.pipelines.results import current_results
 from tidal.sinks.export import export as export_results
 from tidal.sinks.summary import STATISTICS, summarize
+
+StepOption = Annotated[Optional[str], typer.Option(help="The step of a pipeline config (tidal run).")]
 
 app = typer.Typer(help="Export and summarise a job's results.", no_args_is_help=True)
 
@@ -27,11 +30,12 @@ def export(
         bool, typer.Option("--include-failed", help="Also failed items, with their error.")
     ] = False,
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+    step: StepOption = None,
     store: StoreOption = None,
 ) -> None:
     """Write one row per item: key, path, frame_index, ..., then the processor's fields."""
-    found = reading_store(store)
-    count = export_results(found, job_id_from(found, job, stage), output, format, include_failed)
+    found = current_results(reading_store(store), job)
+    count = export_results(found, job_id_from(found, job, stage, step), output, format, include_failed)
     typer.echo(f"wrote {count} rows to {output}", err=True)
 
 
@@ -43,11 +47,12 @@ def summary(
         "--fields", help="Only fields matching these patterns, e.g. 'shares*'.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
     stage: Annotated[Optional[int], typer.Option(help="Stage of a multi-stage config.")] = None,
+    step: StepOption = None,
     store: StoreOption = None,
 ) -> None:
     """Count, mean, std, min, quartiles and max of every numeric result field, per group."""
-    found = reading_store(store)
-    records = summarize(found, job_id_from(found, job, stage), by, fields)
+    found = current_results(reading_store(store), job)
+    records = summarize(found, job_id_from(found, job, stage, step), by, fields)
     if format == "json":
         typer.echo(json.dumps(records, indent=2))
     elif format == "csv":

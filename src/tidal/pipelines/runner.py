@@ -32,7 +32,7 @@ from tidal.jobs.runner import run_job
 from tidal.pipelines.config import PipelineConfig, Step
 from tidal.pipelines.environment import Environment
 from tidal.pipelines.identity import code_identity
-from tidal.pipelines.state import REDUCE_PARTITION, StepState, job_name, judge, step_states
+from tidal.pipelines.state import REDUCE_PARTITION, StepState, incomplete, job_name, judge, step_states
 from tidal.processors.host import describe_error, encode_json
 from tidal.settings import home
 from tidal.sources.base import Partition, Source
@@ -118,13 +118,17 @@ class _Run:
             assert upstream is not None
             done, failed = self._reduce(state, upstream)
             step_report = StepReport(state.name, state.job_id, "ran", state.reasons, done, failed, done + failed)
+            if upstream.pending():  # reduced what there is, but it is not complete: never a clean step
+                step_report.failed += len(upstream.pending())
+                step_report.reasons = [*state.reasons, incomplete(upstream)]
         else:
             job = run_job(StepJob.of(state, upstream, self), store=self.store, state_home=self.folder,
                           engine=self._engine(state.step), retry_failed=True, progress=self.progress(),
                           config_file=str(self.pipeline.path.resolve()), project=PIPELINES_PROJECT,
                           recompute=state.name in self.forced)
+            judge(state, self.store)  # failures of partitions no longer current (replaced files) do not count
             step_report = StepReport(state.name, state.job_id, "ran", state.reasons, job.done,
-                                     job.failed_items + job.failed_partitions, job.processed)
+                                     current_failures(state), job.processed)
         self._check_code_unchanged(state)
         step_report.seconds = time.monotonic() - started
         if step_report.failed:
@@ -181,6 +185,12 @@ def _group_row(job_id: str, group_by: str, group: Any, reducer: Any, members: li
         return Row(job_id, REDUCE_PARTITION, key, ItemStatus.FAILED.value, path, None, encode_json(meta), None,
                    describe_error(error, with_origin=True))
     return Row(job_id, REDUCE_PARTITION, key, ItemStatus.DONE.value, path, None, encode_json(meta), result, None)
+
+
+def current_failures(state: StepState) -> int:
+    """Failed items, and failed partitions, among the step's current partitions."""
+    closed = [state.closed.get(partition.id) for partition in state.partitions]
+    return sum(found.failed + (found.status is not PartitionStatus.DONE) for found in closed if found is not None)
 
 
 def _configured_workers(pipeline: PipelineConfig) -> int:

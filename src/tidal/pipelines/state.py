@@ -13,6 +13,7 @@ cost one query of the ledger's partitions, not one lookup per item.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tidal.config.spec import build
@@ -60,6 +61,9 @@ def step_states(pipeline: PipelineConfig, store: Store, forced: set[str] = froze
         state = _state(step, upstream, pipeline, (built or {}).get(name))
         if step.kind != "source":
             judge(state, store, name in forced)
+        if step.kind == "reduce" and upstream is not None and upstream.pending():
+            state.cached = False  # statistics over an incomplete input are never reused
+            state.reasons.append(incomplete(upstream))
         states[name] = state
     return states
 
@@ -147,6 +151,11 @@ def _why_pending(state: StepState, pending: list[Partition]) -> list[str]:
     return reasons
 
 
+def incomplete(upstream: StepState) -> str:
+    """Why a step over ``upstream`` cannot be complete."""
+    return f"step {upstream.name!r} has {len(upstream.pending())} partitions with failures or not run"
+
+
 def job_name(state: StepState) -> str:
     """The step's job's name in ``tidal jobs ls``."""
     return f"pipeline step {state.name}"
@@ -154,3 +163,19 @@ def job_name(state: StepState) -> str:
 
 def _clean(closed: PartitionState | None) -> bool:
     return closed is not None and closed.status is PartitionStatus.DONE and closed.failed == 0
+
+
+def pipeline_step_job(store: Store, path: Path, step: str | None) -> str:
+    """The job id of ``step`` of the pipeline in ``path`` (``tidal results export FILE --step S``)."""
+    from tidal.errors import UsageError
+    from tidal.pipelines.config import load_pipeline
+
+    if not path.is_file():
+        raise UsageError(f"--step names a step of a pipeline file, but {path} is not a file")
+    pipeline = load_pipeline(path)
+    runnable = [name for name, found in pipeline.steps.items() if found.kind != "source"]
+    if step is None:
+        raise UsageError(f"{path} is a pipeline; name one of its steps with --step ({', '.join(runnable)})")
+    if pipeline.step(step).kind == "source":
+        raise UsageError(f"step {step!r} is a source and keeps no results; pick one of {', '.join(runnable)}")
+    return step_states(pipeline, store)[step].job_id
