@@ -15,6 +15,8 @@ from tidal.cli import results as results_commands
 from tidal.cli import runs as runs_commands
 from tidal.cli import serve as serve_command
 from tidal.cli import server as server_commands
+from tidal.cli import sync as sync_command
+from tidal.cli import train as train_command
 from tidal.errors import TidalError
 
 app = typer.Typer(
@@ -32,6 +34,8 @@ app.add_typer(runs_commands.app, name="runs")
 app.add_typer(artifacts_commands.app, name="artifacts")
 app.command("server")(server_commands.server)
 app.command("ui")(server_commands.ui)
+app.command("sync")(sync_command.sync)
+app.command("train")(train_command.train)
 
 
 def main() -> None:
