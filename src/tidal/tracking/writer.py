@@ -237,8 +237,8 @@ class Writer(threading.Thread):
             self.flush_now()  # a thread that never ran, or died: the caller writes what is left
         if self.spool.is_empty():
             return True
-        warn(f"run {self.run_id} could not reach {self.store.describe()} ({self.offline or 'no answer'}); "
-             f"its records are kept in {self.spool.folder}: `tidal sync` sends them")
+        warn(f"run {self.run_id} ended without reaching {self.store.describe()}; its records are kept in "
+             f"{self.spool.folder}: `tidal sync` sends them")
         return False
 
     def _wait_while_progressing(self) -> None:
