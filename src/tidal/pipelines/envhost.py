@@ -29,7 +29,8 @@ from tidal.pipelines.environment import Environment
 from tidal.processors.host import Outcome, ProcessorSpec, encode_json
 from tidal.sources.base import Item
 
-_DONE = object()
+_DONE = object()  # a worker thread has stopped
+_TASK_DONE = object()  # a worker thread finished one task
 
 
 class EnvironmentHost:
@@ -85,6 +86,8 @@ class EnvironmentHost:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+        if worker.stdout is not None:
+            worker.stdout.close()
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
         worker = self._worker
@@ -113,39 +116,69 @@ class EnvironmentEngine(Engine):
         return {"engine": "environment", "workers": self.workers, "environment": str(self.environment.folder)}
 
     def run(self, work: Work, tasks: Iterable[Task]) -> Iterator[BatchMessage]:
-        shared = iter(tasks)
-        lock = threading.Lock()
-        messages: queue.Queue[Any] = queue.Queue(maxsize=4 * self.workers)
-        threads = [threading.Thread(target=self._worker, args=(work, shared, lock, messages), daemon=True)
+        """Tasks are pulled here, in the caller's thread (a plan reads the ledger as it goes), and
+        handed to the worker threads, at most two per worker ahead."""
+        todo: queue.Queue[Task | None] = queue.Queue()
+        out: queue.Queue[Any] = queue.Queue()
+        threads = [threading.Thread(target=self._worker, args=(work, todo, out), daemon=True)
                    for _ in range(self.workers)]
         for thread in threads:
             thread.start()
+        feeder = _Feeder(iter(tasks), todo, 2 * self.workers, len(threads))
+        feeder.feed()
         finished = 0
         while finished < len(threads):
-            message = messages.get()
+            message = out.get()
             if message is _DONE:
                 finished += 1
+            elif message is _TASK_DONE:
+                feeder.done()
             elif isinstance(message, BaseException):
+                feeder.stop()
                 raise message
             else:
                 yield message
 
-    def _worker(self, work: Work, tasks: Iterator[Task], lock: threading.Lock, out: queue.Queue[Any]) -> None:
+    def _worker(self, work: Work, todo: queue.Queue[Task | None], out: queue.Queue[Any]) -> None:
         try:
             with EnvironmentHost(work.processor, self.environment) as host:
                 reader = PartitionReader(work, host)  # type: ignore[arg-type]
-                while (task := _next(tasks, lock)) is not None:
+                while (task := todo.get()) is not None:
                     for message in reader.run(task):
                         out.put(message)
+                    out.put(_TASK_DONE)
         except BaseException as error:  # handed to the caller, which raises it
             out.put(error)
         finally:
             out.put(_DONE)
 
 
-def _next(tasks: Iterator[Task], lock: threading.Lock) -> Task | None:
-    with lock:
-        return next(tasks, None)
+class _Feeder:
+    """Keeps ``ahead`` tasks queued for the workers; ends each worker with a None once all are handed out."""
+
+    def __init__(self, tasks: Iterator[Task], todo: queue.Queue[Task | None], ahead: int, workers: int) -> None:
+        self.tasks, self.todo, self.ahead, self.workers = tasks, todo, ahead, workers
+        self.queued = 0
+        self.exhausted = False
+
+    def feed(self) -> None:
+        while not self.exhausted and self.queued < self.ahead:
+            task = next(self.tasks, None)
+            if task is None:
+                self.stop()
+                return
+            self.todo.put(task)
+            self.queued += 1
+
+    def done(self) -> None:
+        self.queued -= 1
+        self.feed()
+
+    def stop(self) -> None:
+        if not self.exhausted:
+            self.exhausted = True
+            for _ in range(self.workers):
+                self.todo.put(None)
 
 
 def _is_plain(value: Any) -> bool:
