@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,7 +52,9 @@ class PoseKeypoints(Processor):
     """MediaPipe's 33 body landmarks of each ``HxWx3`` uint8 RGB frame.
 
     Each result is ``{"landmarks": [[x, y, z, visibility], ...33] or [], "detected": bool,
-    "complete": bool}``; ``complete`` is False when no body is found or a joint of
+    "complete": bool}``, and when a body is found ``world_landmarks``: the same 33 joints in
+    metres, origin between the hips (MediaPipe's 3-D estimate, for lengths and proportions);
+    ``complete`` is False when no body is found or a joint of
     :data:`KEY_LANDMARKS` (shoulders, wrists, hips, knees, ankles) has visibility below
     ``min_visibility``.
 
@@ -67,6 +69,8 @@ class PoseKeypoints(Processor):
     """
 
     batch_size = 16
+    # what a result holds, for pipeline configs (``where: "complete"``) checked before any work
+    fields: ClassVar[dict[str, type]] = {"landmarks": list, "world_landmarks": list, "detected": bool, "complete": bool}
 
     def __init__(
         self,
@@ -104,8 +108,11 @@ class PoseKeypoints(Processor):
         results = []
         for item in batch:
             self._restart_tracking_if_needed(item)
-            landmarks = estimate_landmarks(self._model, item.data, item.key)
-            results.append(pose_result(landmarks, self.min_visibility))
+            found = self._model.process(_as_rgb(item.data, item.key))
+            result = pose_result(_points(found.pose_landmarks), self.min_visibility)
+            if result["detected"]:
+                result["world_landmarks"] = _points(found.pose_world_landmarks, rounded=True)
+            results.append(result)
         return results
 
     def teardown(self) -> None:
@@ -152,11 +159,17 @@ def estimate_landmarks(model: Any, frame: Any, name: str = "frame") -> NDArray[n
     ``frame`` must be an ``HxWx3`` uint8 RGB array (what VideoFrames and VideoClips yield);
     ``name`` (an item key) is named in the error otherwise.
     """
-    picture = _as_rgb(frame, name)
-    found = model.process(picture).pose_landmarks
+    return _points(model.process(_as_rgb(frame, name)).pose_landmarks)
+
+
+def _points(found: Any, rounded: bool = False) -> Any:
+    """MediaPipe's landmark list as ``(33, 4)`` rows, None when absent; ``rounded``: a JSON list
+    of millimetre-rounded metres (world landmarks)."""
     if found is None:
         return None
     points = [(mark.x, mark.y, mark.z, mark.visibility) for mark in found.landmark]
+    if rounded:
+        return [[round(float(value), 4) for value in point] for point in points]
     return np.asarray(points, dtype=np.float32)
 
 
