@@ -6,12 +6,15 @@ Pages (HTML, Jinja2 with autoescape; small hand-written JavaScript, no front-end
 | --- | --- |
 | ``/`` | runs: filter by project, status, tag and text (query params), sort, select to compare |
 | ``/runs/{id}`` | one run: params, config, metrics charts, images, live log tail, artifacts, git, environment |
+| ``/runs/{id}/head`` | the run page's head alone: what a live page refreshes (not the whole page) |
 | ``/compare?ids=a,b`` | params and config side by side (differences highlighted), overlaid metric charts |
 | ``/jobs``, ``/jobs/{id}`` | batch jobs: progress, throughput, ETA, failures with their errors and item keys |
 | ``/static/{name}`` | the dashboard's CSS and JavaScript (package data) |
 
 The pages' JavaScript reads the REST API of ``tidal.tracking.server.api`` (``/api/v1/runs/{id}/logs``,
-``/metrics`` and ``/artifacts/{name}``) for live updates, images and downloads.
+``/metrics/sampled`` and ``/artifacts/{name}``) for live updates, zooms, images and downloads. Metric
+series are embedded cut to CHART_BUCKETS (min and max per bucket, by ``Store.sampled_metrics``): a
+1M-point run's page stays a few hundred kB; a live page then fetches only points logged since.
 
 Example::
 
@@ -49,6 +52,7 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
 LOG_TAIL_CHUNKS = 2000  # console chunks rendered with the page; older ones are summarised as a count
 LOG_PAGE = 1000  # chunks read per store call while looking for the tail
 MAX_COMPARED_RUNS = 12
+CHART_BUCKETS = 500  # about a chart's width in pixels; a zoom asks again with the real width
 MAX_IMAGE_STEPS = 60  # the latest steps of the gallery; older images stay among the artifacts
 MAX_FAILURES_SHOWN = 50
 JOB_STATUSES = ("running", "completed", "failed", "interrupted")
@@ -63,8 +67,8 @@ def router(store: Store) -> APIRouter:
     """
     pages = Dashboard(store)
     routes = APIRouter(include_in_schema=False)
-    for path, endpoint in (("/", pages.runs), ("/runs/{run_id}", pages.run), ("/compare", pages.compare),
-                           ("/jobs", pages.jobs), ("/jobs/{job_id}", pages.job)):
+    for path, endpoint in (("/", pages.runs), ("/runs/{run_id}", pages.run), ("/runs/{run_id}/head", pages.run_head),
+                           ("/compare", pages.compare), ("/jobs", pages.jobs), ("/jobs/{job_id}", pages.job)):
         routes.add_api_route(path, pages.gated(endpoint), methods=["GET"], response_class=HTMLResponse)
     # named "static": the app then mounts no StaticFiles of its own at /static
     routes.add_api_route("/static/{name}", pages.static, methods=["GET"], name="static")
@@ -111,17 +115,26 @@ class Dashboard:
         except RunNotFound:
             return self.error(request, 404, f"no run {run_id!r}",
                               "it may have been deleted, or the link is wrong: pick one from the runs list")
-        metrics = self.store.metrics(run_id)
+        sample = self.store.sampled_metrics(run_id, buckets=CHART_BUCKETS)
+        metrics = sample["metrics"]
         logs, last_log, skipped = _log_tail(self.store, run_id)
         image_keys, image_steps, older_steps = _gallery(self.store.images(run_id))
         view = _run_view(run)
         return self.render(
             request, "run.html", run=view, live=view["live"], chart_groups=_chart_groups(list(metrics)),
-            metrics=_metrics_json(metrics), logs=logs, last_log=last_log, skipped_logs=skipped,
+            metrics=_metrics_json(metrics), metrics_cursor=sample["last"], sampled_keys=sample["sampled"],
+            logs=logs, last_log=last_log, skipped_logs=skipped,
             image_keys=image_keys, image_steps=image_steps, older_image_steps=older_steps,
             artifacts=self.store.artifacts(run_id), diff=_diff_lines((run.get("git") or {}).get("diff") or ""),
             environment=_environment_rows(run.get("environment") or {}),
             packages=_packages((run.get("environment") or {}).get("packages")))
+
+    def run_head(self, request: Request, run_id: str) -> HTMLResponse:
+        try:
+            run = self.store.get_run(run_id)
+        except RunNotFound:
+            return self.error(request, 404, f"no run {run_id!r}", "it may have been deleted")
+        return self.render(request, "_run_head.html", run=_run_view(run))
 
     def compare(self, request: Request, ids: str = "") -> HTMLResponse:
         wanted = list(dict.fromkeys(part.strip() for part in ids.split(",") if part.strip()))
@@ -135,7 +148,8 @@ class Dashboard:
         if missing:
             return self.error(request, 404, f"no run {', '.join(map(repr, missing))}",
                               "remove it from ids= or pick the runs again from the runs list")
-        series = _compare_series(runs, {run["id"]: self.store.metrics(run["id"]) for run in runs})
+        series = _compare_series(runs, {run["id"]: self.store.sampled_metrics(run["id"], CHART_BUCKETS)["metrics"]
+                                        for run in runs})
         return self.render(
             request, "compare.html", runs=[_run_view(run) for run in runs],
             params=_diff_rows([run.get("params") or {} for run in runs]),

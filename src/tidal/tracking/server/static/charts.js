@@ -3,8 +3,13 @@
  *   const chart = new TidalCharts.LineChart(figure, {series: [{name, color, points}]});
  *   chart.update(series);   // new data, keeping which series are hidden
  *
+ *   chart.append(points);   // a live page's new points (one series), thinned to the width when too many
+ *
  * `figure` holds a `.chart-body` (the canvas goes there) and optionally an
- * `input[data-log-scale]` checkbox. Points are [step, value, timestamp] as the REST API sends
+ * `input[data-log-scale]` checkbox. Drag across a chart to zoom into that range, double-click to
+ * zoom out. With `options.zoom(start, end, axis, buckets)` (a promise of {points, sampled}) a zoom
+ * fetches the range again at full resolution: the server sends long series cut to the chart's width
+ * (min and max per pixel, so spikes stay), which `options.sampled` says. Points are [step, value, timestamp] as the REST API sends
  * them; a value is a number or one of the strings "NaN", "Infinity", "-Infinity". Non-finite
  * values break the line and are drawn as markers on the plot's edge (NaN: a cross at the bottom,
  * +inf: a triangle at the top, -inf: a triangle at the bottom). When every point has a step
@@ -25,8 +30,8 @@
     return NaN;  // "NaN", null, anything else
   }
 
-  function normalise(points, byStep) {
-    const first = points.length ? points[0][2] : 0;
+  function normalise(points, byStep, origin) {
+    const first = origin !== undefined ? origin : (points.length ? points[0][2] : 0);
     const out = points.map(function (point, index) {
       const step = point[0];
       const x = byStep ? step : (point[2] - first);
@@ -34,6 +39,32 @@
     });
     out.sort(function (a, b) { return a.x - b.x || a.index - b.index; });
     return out;
+  }
+
+  // min and max per x bucket (and every non-finite point): what a chart `width` pixels wide can show
+  function decimate(points, byStep, width) {
+    if (points.length <= 4 * width) return points;
+    const xOf = function (point) { return byStep ? point[0] : point[2]; };
+    let low = Infinity, high = -Infinity;
+    points.forEach(function (point) { low = Math.min(low, xOf(point)); high = Math.max(high, xOf(point)); });
+    const span = (high - low) || 1;
+    const buckets = new Map();
+    points.forEach(function (point) {
+      const index = Math.min(width - 1, Math.floor((xOf(point) - low) / span * width));
+      const value = toNumber(point[1]);
+      let bucket = buckets.get(index);
+      if (!bucket) { bucket = {low: null, high: null, odd: []}; buckets.set(index, bucket); }
+      if (!Number.isFinite(value)) { bucket.odd.push(point); return; }
+      if (bucket.low === null || value < toNumber(bucket.low[1])) bucket.low = point;
+      if (bucket.high === null || value > toNumber(bucket.high[1])) bucket.high = point;
+    });
+    const kept = [];
+    Array.from(buckets.keys()).sort(function (a, b) { return a - b; }).forEach(function (index) {
+      const bucket = buckets.get(index);
+      const ends = [bucket.low, bucket.high].filter(Boolean).sort(function (a, b) { return xOf(a) - xOf(b); });
+      kept.push(...bucket.odd, ...(ends.length === 2 && ends[0] === ends[1] ? [ends[0]] : ends));
+    });
+    return kept;
   }
 
   function formatNumber(value) {
@@ -96,15 +127,67 @@
       this.logScale = false;
       this.hidden = new Set();
       this.hover = null;
+      this.drag = null;
+      this.view = null;  // the zoomed x range, or null: everything
+      this.options = options;
+      this.sampled = Boolean(options.sampled);
       this.listen(figure.querySelector("input[data-log-scale]"));
       this.update(options.series);
       figure.tidalChart = this;
     }
 
+    append(points) {
+      if (!points.length) return;
+      const one = this.raw[0];
+      const merged = one.points.concat(points);
+      const width = Math.max(100, this.body.clientWidth || 600);
+      const byStep = merged.every(function (point) { return point[0] !== null && point[0] !== undefined; });
+      const thinned = decimate(merged, byStep, width);
+      if (thinned.length < merged.length) this.sampled = true;
+      const view = this.view, zoomed = this.zoomed;
+      this.update([{name: one.name, color: one.color, points: thinned}]);
+      if (zoomed) { this.view = view; this.zoomed = zoomed; this.draw(); }
+    }
+
+    zoomTo(low, high) {
+      this.view = {low: low, high: high};
+      this.figure.dataset.zoomed = "1";
+      this.draw();
+      if (!this.options.zoom || !this.sampled || this.series.length !== 1) return;
+      const chart = this, byStep = this.byStep, origin = this.origin;
+      const start = byStep ? Math.ceil(low) : origin + low, end = byStep ? Math.floor(high) : origin + high;
+      this.options.zoom(start, end, byStep ? "step" : "time", Math.max(100, Math.round(this.body.clientWidth)))
+        .then(function (found) {
+          if (chart.view === null || chart.view.low !== low) return;  // zoomed out (or elsewhere) meanwhile
+          chart.zoomed = {points: normalise(found.points, byStep, origin), sampled: found.sampled};
+          chart.figure.dataset.zoomed = found.sampled ? "sampled" : "full";
+          chart.draw();
+        })
+        .catch(function () { chart.figure.dataset.zoomed = "failed"; });
+    }
+
+    resetZoom() {
+      this.view = null;
+      this.zoomed = null;
+      delete this.figure.dataset.zoomed;
+      this.draw();
+    }
+
     listen(logToggle) {
       const chart = this;
       this.canvas.addEventListener("mousemove", function (event) { chart.onMove(event); });
-      this.canvas.addEventListener("mouseleave", function () { chart.hover = null; chart.draw(); });
+      this.canvas.addEventListener("mouseleave", function () { chart.hover = null; chart.drag = null; chart.draw(); });
+      this.canvas.addEventListener("mousedown", function (event) {
+        chart.drag = {from: chart.hover ? chart.hover.x : event.offsetX, to: null};
+      });
+      this.canvas.addEventListener("mouseup", function () {
+        const drag = chart.drag;
+        chart.drag = null;
+        if (!drag || drag.to === null || Math.abs(drag.to - drag.from) < 5 || !chart.scale) { chart.draw(); return; }
+        const scale = chart.scale;
+        chart.zoomTo(scale.xValue(Math.min(drag.from, drag.to)), scale.xValue(Math.max(drag.from, drag.to)));
+      });
+      this.canvas.addEventListener("dblclick", function () { chart.resetZoom(); });
       if (logToggle) {
         logToggle.addEventListener("change", function () { chart.logScale = logToggle.checked; chart.draw(); });
       }
@@ -118,10 +201,16 @@
         return one.points.every(function (point) { return point[0] !== null && point[0] !== undefined; });
       });
       this.byStep = byStep;
+      this.raw = series;
+      let origin = Infinity;
+      if (!byStep) series.forEach(function (one) { one.points.forEach(function (p) { origin = Math.min(origin, p[2]); }); });
+      this.origin = Number.isFinite(origin) ? origin : 0;
+      const chart = this;
       this.series = series.map(function (one, index) {
         return {name: one.name, color: one.color || PALETTE[index % PALETTE.length],
-                points: normalise(one.points, byStep)};
+                points: normalise(one.points, byStep, byStep ? undefined : chart.origin)};
       });
+      this.zoomed = null;
       this.renderLegend();
       this.renderNote();
       this.draw();
@@ -129,7 +218,9 @@
 
     visibleSeries() {
       const hidden = this.hidden;
-      return this.series.filter(function (one) { return !hidden.has(one.name); });
+      const shown = this.series.filter(function (one) { return !hidden.has(one.name); });
+      if (this.zoomed && shown.length === 1) return [{name: shown[0].name, color: shown[0].color, points: this.zoomed.points}];
+      return shown;
     }
 
     renderLegend() {
@@ -164,7 +255,9 @@
       const parts = [];
       if (nan) parts.push(nan + " NaN");
       if (inf) parts.push(inf + " infinite");
-      this.note.textContent = parts.length ? parts.join(", ") + " shown as markers on the edge" : "";
+      const notes = parts.length ? [parts.join(", ") + " shown as markers on the edge"] : [];
+      if (this.sampled) notes.push("min and max per pixel: drag to zoom in at full resolution, double-click to zoom out");
+      this.note.textContent = notes.join(" · ");
     }
 
     plottable(value) {
@@ -174,12 +267,15 @@
     scales(width, height) {
       let xLow = Infinity, xHigh = -Infinity, yLow = Infinity, yHigh = -Infinity;
       const chart = this;
+      const view = this.view;
       this.visibleSeries().forEach(function (one) {
         one.points.forEach(function (point) {
+          if (view && (point.x < view.low || point.x > view.high)) return;
           xLow = Math.min(xLow, point.x); xHigh = Math.max(xHigh, point.x);
           if (chart.plottable(point.y)) { yLow = Math.min(yLow, point.y); yHigh = Math.max(yHigh, point.y); }
         });
       });
+      if (view) { xLow = view.low; xHigh = view.high; }
       if (!Number.isFinite(xLow)) { xLow = 0; xHigh = 1; }
       if (xLow === xHigh) { xLow -= 1; xHigh += 1; }
       if (!Number.isFinite(yLow)) { yLow = this.logScale ? 1 : 0; yHigh = this.logScale ? 10 : 1; }
@@ -218,6 +314,7 @@
       const chart = this;
       this.visibleSeries().forEach(function (one) { chart.drawSeries(context, chart.scale, one); });
       this.drawHover(context, this.scale);
+      this.drawSelection(context, this.scale);
       this.figure.dataset.rendered = "1";
     }
 
@@ -301,6 +398,14 @@
       }
     }
 
+    drawSelection(context, scale) {
+      if (!this.drag || this.drag.to === null) return;
+      const left = Math.max(scale.plot.left, Math.min(this.drag.from, this.drag.to));
+      const right = Math.min(scale.plot.right, Math.max(this.drag.from, this.drag.to));
+      context.fillStyle = "rgba(37, 99, 235, .12)";
+      context.fillRect(left, scale.plot.top, right - left, scale.plot.bottom - scale.plot.top);
+    }
+
     nearest(one, x) {
       const points = one.points;
       let low = 0, high = points.length - 1;
@@ -315,6 +420,7 @@
     onMove(event) {
       const bounds = this.canvas.getBoundingClientRect();
       this.hover = {x: event.clientX - bounds.left, y: event.clientY - bounds.top};
+      if (this.drag) this.drag.to = this.hover.x;
       this.draw();
     }
 
@@ -381,5 +487,5 @@
     }
   }
 
-  window.TidalCharts = {LineChart: LineChart, PALETTE: PALETTE, formatNumber: formatNumber};
+  window.TidalCharts = {LineChart: LineChart, PALETTE: PALETTE, formatNumber: formatNumber, decimate: decimate};
 })();

@@ -7,6 +7,7 @@
   const root = document.body.dataset.root || "";
   const LOG_POLL_MS = 1000;
   const METRICS_POLL_MS = 5000;
+  const LIVE_BUCKETS = 64;  // a poll's new points per key, at most about twice this: a live tab stays cheap
   const REGION_POLL_MS = 2500;
 
   function readJson(id) {
@@ -108,30 +109,88 @@
     refresh();
   }
 
-  // ---- charts ----
+  // ---- charts: series arrive cut to the chart's width; a live page fetches only what is new ----
   function runCharts() {
     const metrics = readJson("metrics-data");
-    if (!metrics) return;
+    const section = document.getElementById("metrics");
+    if (!metrics || !section) return;
+    const sampled = new Set(JSON.parse(section.dataset.sampled || "[]"));
+    const api = root + "/api/v1/runs/" + encodeURIComponent(document.body.dataset.runId) + "/metrics/sampled";
     const charts = {};
-    document.querySelectorAll("figure.chart[data-key]").forEach(function (figure) {
+    const zoom = function (key) {
+      return function (start, end, axis, buckets) {
+        const query = "?keys=" + encodeURIComponent(key) + "&buckets=" + buckets + "&axis=" + axis +
+          "&start=" + start + "&end=" + end;
+        return fetch(api + query)
+          .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+          .then(function (body) { return {points: body.metrics[key] || [], sampled: body.sampled.includes(key)}; });
+      };
+    };
+    const draw = function (figure, points) {
       const key = figure.dataset.key;
-      charts[key] = new TidalCharts.LineChart(figure, {series: [{name: key, points: metrics[key] || []}]});
+      charts[key] = new TidalCharts.LineChart(figure, {series: [{name: key, points: points}],
+                                                       sampled: sampled.has(key), zoom: zoom(key)});
+    };
+    document.querySelectorAll("figure.chart[data-key]").forEach(function (figure) {
+      draw(figure, metrics[figure.dataset.key] || []);
     });
-    const runId = document.body.dataset.runId;
-    if (!runId || !isLive()) return;
+    if (!isLive()) return;
+    let cursor = section.dataset.cursor || "0";
     const poll = function () {
-      fetch(root + "/api/v1/runs/" + encodeURIComponent(runId) + "/metrics")
+      const wasLive = isLive();  // one more poll after the run ends picks up its last points
+      fetch(api + "?buckets=" + LIVE_BUCKETS + "&after=" + cursor)
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (body) {
           if (!body) return;
-          Object.keys(charts).forEach(function (key) {
-            if (body.metrics[key]) charts[key].update([{name: key, points: body.metrics[key]}]);
+          cursor = String(body.last);
+          body.sampled.forEach(function (key) { sampled.add(key); });
+          Object.keys(body.metrics).sort().forEach(function (key) {
+            if (charts[key]) charts[key].append(body.metrics[key]);
+            else draw(newChart(section, key), body.metrics[key]);
           });
         })
         .catch(function () { /* the next poll tries again */ })
-        .finally(function () { if (isLive()) setTimeout(poll, METRICS_POLL_MS); });
+        .finally(function () { if (wasLive) setTimeout(poll, METRICS_POLL_MS); });
     };
     setTimeout(poll, METRICS_POLL_MS);
+  }
+
+  // a chart for a key first logged after the page loaded, in its group ("train/loss" → "train")
+  function newChart(section, key) {
+    const prefix = key.includes("/") ? key.split("/")[0] : "";
+    const title = {"": "Metrics", "system": "System resources"}[prefix] || prefix;
+    let group = Array.from(section.querySelectorAll(".charts[data-group]")).find(function (element) {
+      return element.dataset.group === title;
+    });
+    if (!group) {
+      const empty = section.querySelector("p.muted");
+      if (empty) { empty.previousElementSibling.remove(); empty.remove(); }
+      const heading = document.createElement("h2");
+      heading.textContent = title;
+      group = document.createElement("div");
+      group.className = "charts";
+      group.dataset.group = title;
+      section.append(heading, group);
+    }
+    const figure = document.createElement("figure");
+    figure.className = "chart";
+    figure.dataset.key = key;
+    const caption = document.createElement("figcaption");
+    const name = document.createElement("span");
+    name.className = "chart-title";
+    name.textContent = key;
+    const label = document.createElement("label");
+    label.className = "chart-log";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.logScale = "";
+    label.append(box, document.createTextNode(" log"));
+    caption.append(name, label);
+    const body = document.createElement("div");
+    body.className = "chart-body";
+    figure.append(caption, body);
+    group.append(figure);
+    return figure;
   }
 
   function compareCharts() {
@@ -198,11 +257,14 @@
     if (follow) log.scrollTop = log.scrollHeight;
   }
 
-  // ---- live regions: refetch this page and swap [data-live-region] elements while live ----
+  // ---- live regions: refetch and swap [data-live-region] elements while live; a region with
+  // data-live-src (the run page's head) reads that small fragment, not the whole page again ----
   function liveRegions() {
-    if (!isLive() || !document.querySelector("[data-live-region]")) return;
+    const first = document.querySelector("[data-live-region]");
+    if (!isLive() || !first) return;
+    const source = first.dataset.liveSrc || window.location.href;
     const refresh = function () {
-      fetch(window.location.href, {headers: {"Accept": "text/html"}})
+      fetch(source, {headers: {"Accept": "text/html"}})
         .then(function (response) { return response.ok ? response.text() : null; })
         .then(function (html) {
           if (!html) return;
@@ -215,8 +277,10 @@
               sortableTables(replacement);
             }
           });
-          document.body.dataset.live = fresh.body.dataset.live;
-          if (fresh.body.dataset.live !== "1") {
+          const live = first.dataset.liveSrc ? (fresh.querySelector("[data-live]") || {dataset: {}}).dataset.live
+                                             : fresh.body.dataset.live;
+          document.body.dataset.live = live;
+          if (live !== "1") {
             const dot = document.querySelector(".live-dot");
             if (dot) dot.remove();
           }
