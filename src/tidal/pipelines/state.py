@@ -152,8 +152,12 @@ def _why_pending(state: StepState, pending: list[Partition]) -> list[str]:
 
 
 def incomplete(upstream: StepState) -> str:
-    """Why a step over ``upstream`` cannot be complete."""
-    return f"step {upstream.name!r} has {len(upstream.pending())} partitions with failures or not run"
+    """Why a step over ``upstream`` cannot be complete (yet)."""
+    pending = upstream.pending()
+    failed = sum(1 for partition in pending if partition.id in upstream.closed)
+    if not failed:
+        return f"step {upstream.name!r} runs first"
+    return f"step {upstream.name!r} has {failed} partitions with failures"
 
 
 def job_name(state: StepState) -> str:
