@@ -37,6 +37,7 @@ from tidal.config.base import check_keys, parse_imports
 from tidal.config.files import read_config_file
 from tidal.config.spec import (
     ObjectSpec,
+    build,
     canonical,
     check_names,
     import_paths,
@@ -236,6 +237,7 @@ def _validate(cycle: CycleConfig, allowed: Sequence[str]) -> None:
     target = resolve(loop, allowed)
     if not (isinstance(target, type) and issubclass(target, Loop)):
         raise ConfigError(f"{loop.where}: {loop.target} is not tidal.train.Loop or a subclass of it")
+    build(loop, allowed)  # its constructor checks values a signature cannot (epochs >= 1); it is cheap
 
 
 def _checked(spec: ObjectSpec, allowed: Sequence[str], skip_first: bool) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def _check_target(spec: ObjectSpec, skip_first: bool) -> None:
 
 def _unknown_name(spec: ObjectSpec, module: _Module, attribute: str) -> None:
     public = sorted(name for name in module.names if not name.startswith("_"))
-    close = difflib.get_close_matches(attribute, public, n=1)
+    same_letters = [name for name in public if name.lower() == attribute.lower()]  # Adamw: AdamW, not Adam
+    close = same_letters or difflib.get_close_matches(attribute, public, n=1)
     hint = f"; did you mean '{module.name}.{close[0]}'?" if close else ""
     raise ConfigError(f"{spec.where}: {spec.target!r} not found: {module.name!r} has no {attribute!r}{hint}")
 
