@@ -8,6 +8,7 @@
 | segment_frames | - | 256 | a video is cut at keyframes into segments of at least this many frames |
 | images_per_partition | - | 64 | images per partition for the ``Images`` source |
 | inflight_per_worker | - | 2 | partitions queued ahead per worker (bounds memory) |
+| ray_batches_ahead | - | 4 | batches a Ray worker may produce before the driver collects them (bounds the object store) |
 | tracking_uri | ``TIDAL_TRACKING_URI`` | embedded | ``sqlite:///...``, ``postgresql://...``, ``http(s)://`` |
 | token | ``TIDAL_TOKEN`` | (empty) | bearer token for a tidal server |
 | artifacts | ``TIDAL_ARTIFACTS`` | ``<home>/artifacts`` | a SQL store's files: a folder or ``s3://bucket/x`` |
@@ -30,6 +31,7 @@ DEFAULT_BATCH_SIZE = 16
 SEGMENT_FRAMES = 256
 IMAGES_PER_PARTITION = 64
 INFLIGHT_PER_WORKER = 2
+RAY_BATCHES_AHEAD = 4
 DB_FILENAME = "tidal.db"
 FLUSH_SECONDS = 0.5
 RECONNECT_SECONDS = 2.0

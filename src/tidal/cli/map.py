@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tidal.config.job import load_config
+from tidal.config.job import ENGINES, load_config
 from tidal.engines.base import Engine
 from tidal.jobs.progress import BarProgress, LogProgress, ProgressReporter
 from tidal.jobs.runner import JOBS_PROJECT, run_job
@@ -16,7 +16,10 @@ from tidal.jobs.runner import JOBS_PROJECT, run_job
 def map_(
     config: Annotated[Path, typer.Argument(help="Job config file (hjson, JSON, YAML or TOML).")],
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all cores).")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="local or inline (overrides the config).")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="local, inline or ray (overrides the config).")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="The Ray cluster for --engine ray: ray://head:10001 or head:6379 (default: $RAY_ADDRESS or a"
+             " Ray started for the job).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Retry failed items and partitions.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of a progress bar.")] = False,
     stage: Annotated[Optional[int], typer.Option(help="Run only this stage (0-based).")] = None,
@@ -28,7 +31,7 @@ def map_(
     its run go to $TIDAL_TRACKING_URI when set (a team's PostgreSQL or tidal server), else to the
     embedded store in $TIDAL_HOME.
     """
-    jobs = load_config(config, _engine_override(engine, workers))
+    jobs = load_config(config, _engine_override(config, engine, workers, address))
     selected = jobs if stage is None else [jobs[stage]] if 0 <= stage < len(jobs) else []
     if not selected:
         raise typer.BadParameter(f"{config} has stages 0..{len(jobs) - 1}", param_hint="--stage")
@@ -47,12 +50,26 @@ def map_(
     raise typer.Exit(exit_code)
 
 
-def _engine_override(engine: str | None, workers: int | None) -> dict[str, object] | None:
-    if engine is None and workers is None:
+def _engine_override(config: Path, engine: str | None, workers: int | None,
+                     address: str | None) -> dict[str, object] | None:
+    """The ``engine`` key the options make; settings the config gives the same engine are kept."""
+    if engine is None and workers is None and address is None:
         return None
-    name = engine or "local"
-    settings = {"workers": workers} if workers is not None and name != "inline" else {}
-    return {"engine": {name: settings}}
+    name = engine or ("ray" if address is not None else "local")
+    settings: dict[str, object] = {}
+    if workers is not None and name != "inline":
+        settings["concurrency" if name == "ray" else "workers"] = workers
+    if address is not None:
+        if name != "ray":
+            raise typer.BadParameter("--address is the Ray cluster's: use it with --engine ray", param_hint="--address")
+        settings["address"] = address
+    return {"engine": {name: _configured(config, name) | settings}}
+
+
+def _configured(config: Path, name: str) -> dict[str, object]:
+    """The settings the config's first stage gives engine ``name`` (e.g. ray's num_gpus), else none."""
+    first = load_config(config)[0].engine
+    return dict(first.kwargs) if first.target == ENGINES.get(name) else {}
 
 
 def _reporter(quiet: bool) -> ProgressReporter:

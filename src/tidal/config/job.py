@@ -1,7 +1,7 @@
 """A job's config: top-level keys, stages, validation before any work, and the job id.
 
 Top-level keys: ``source`` and ``processor`` (object specs), optional ``engine``
-(``{"local": {"workers": 2}}``, ``{"inline": {}}``; a Ray engine will plug in here), optional
+(``{"local": {"workers": 2}}``, ``{"inline": {}}``, ``{"ray": {"address": ..., "num_gpus": 0.25}}``), optional
 ``imports`` (module names configs may use besides ``tidal``), optional ``name``. A file may
 hold a list of stages: each later stage inherits the top-level keys it does not set.
 
@@ -30,6 +30,7 @@ TOP_LEVEL_KEYS = ("source", "processor", "engine", "imports", "name")
 ENGINES = {
     "local": "tidal.engines.local.LocalEngine",
     "inline": "tidal.engines.inline.InlineEngine",
+    "ray": "tidal.engines.ray.RayEngine",
 }
 SOURCE_EXAMPLE = '{"tidal.sources.VideoFrames": {"paths": "videos/*.mp4"}}'
 
