@@ -454,3 +454,60 @@ def test_a_server_with_a_token_asks_for_it(store: Store, home: Path, runs: Runs)
         signed_in = httpx.get(url + "/", cookies={"tidal_token": LONG_TOKEN})
         assert signed_in.status_code == 200 and runs.baseline in signed_in.text
         assert httpx.get(url + "/", headers={"Authorization": f"Bearer {LONG_TOKEN}"}).status_code == 200
+
+
+# ---- a dashboard that scales: sampled series, zoom, live deltas ---------------------------------
+
+def long_run(store: Store, points: int, live: bool = False) -> str:
+    """A run with ``points`` loss points (one spike of 50 at step 1234) and a short lr series."""
+    run_id = plain_run(store, "long", "scale", "running" if live else "completed", time.time() - 600,
+                       **({"host": socket.gethostname(), "pid": os.getpid(), "heartbeat_at": time.time()} if live
+                          else {"ended_at": time.time()}))
+    now = time.time()
+    loss = [("loss", step, 50.0 if step == 1234 else 1.0 / (step + 1), now) for step in range(points)]
+    store.log_batch(run_id, Batch(uuid.uuid4().hex, metrics=[*loss, ("lr", 0, 0.1, now)]))
+    return run_id
+
+
+def test_a_long_series_is_sent_sampled_with_its_spike_and_zooms_to_full_resolution(page: Any, store: Store) -> None:
+    run_id = long_run(store, 20_000)
+    page.goto(f"/runs/{run_id}")
+    page.wait_for_selector("figure.chart[data-key='loss'][data-rendered='1']")
+    shown = page.evaluate("() => document.querySelector(\"figure.chart[data-key='loss']\").tidalChart.series[0].points")
+    assert len(shown) <= 3 * 500 and max(point["y"] for point in shown) == 50.0
+    loss = page.locator("figure.chart[data-key='loss']")
+    assert "drag to zoom" in loss.locator(".chart-note").inner_text()
+    box = loss.locator("canvas").bounding_box()
+    plot_left, plot_width = box["x"] + 56, box["width"] - 56 - 14  # the chart's padding (charts.js PAD)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(plot_left + plot_width * 0.05, y)
+    page.mouse.down()
+    page.mouse.move(plot_left + plot_width * 0.07, y, steps=4)
+    page.mouse.up()
+    page.wait_for_selector("figure.chart[data-key='loss'][data-zoomed='full']")
+    steps = page.evaluate("() => document.querySelector(\"figure.chart[data-key='loss']\")"
+                          ".tidalChart.visibleSeries()[0].points.map(point => point.step)")
+    assert len(steps) > 100 and steps == list(range(steps[0], steps[0] + len(steps)))  # every point in the range
+    loss.locator("canvas").dblclick()
+    assert loss.get_attribute("data-zoomed") is None
+
+
+@pytest.mark.slow
+def test_a_live_page_fetches_new_points_and_new_keys_only(page: Any, store: Store) -> None:
+    run_id = long_run(store, 5_000, live=True)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"/runs/{run_id}")
+    page.wait_for_selector("figure.chart[data-key='loss'][data-rendered='1']")
+    now = time.time()
+    store.log_batch(run_id, Batch(uuid.uuid4().hex, heartbeat=now, metrics=[
+        ("loss", 5000, 0.001, now), ("val/accuracy", 1, 0.9, now)]))
+    page.wait_for_selector("figure.chart[data-key='val/accuracy'][data-rendered='1']", timeout=15_000)
+    assert page.locator(".charts[data-group='val'] figure.chart").count() == 1
+    polls = [url for url in requests if "/metrics/sampled?" in url]
+    assert polls and all("after=" in url for url in polls)
+    assert not any(url.rstrip("/").endswith(f"/runs/{run_id}") for url in requests[1:])  # never the whole page again
+    steps = page.evaluate("() => document.querySelector(\"figure.chart[data-key='loss']\")"
+                          ".tidalChart.series[0].points.map(point => point.step)")
+    assert steps[-1] == 5000
+    store.update_run(run_id, {"status": "completed", "ended_at": time.time()})
