@@ -43,7 +43,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from tidal import settings
-from tidal.errors import RunNotFound, TidalError, TokenRefused
+from tidal.errors import RunNotFound, TidalError, TokenRefused, UsageError
 from tidal.status import RunStatus
 from tidal.tracking import records
 from tidal.tracking.artifacts import validate_run_id
@@ -219,6 +219,8 @@ class Run:
     def capture_console(self, mode: str) -> None:
         """Record what the process writes to its console: ``fd`` (file descriptors 1 and 2, so
         subprocesses, C code and ``logging`` too), ``python`` (``sys.stdout``/``sys.stderr``) or ``off``."""
+        if mode not in settings.CONSOLE_CAPTURE_MODES:
+            raise UsageError(f"capture mode {mode!r}: use one of {', '.join(settings.CONSOLE_CAPTURE_MODES)}")
         if mode != "off" and self._console is None:
             self._console = ConsoleCapture(self.log_text, file_descriptors=mode == "fd")
             self._console.start()
@@ -253,13 +255,13 @@ def init(project: str = "default", name: str | None = None, *, config: dict[str,
     its subprocesses write to stdout and stderr), ``"python"``, or False. ``resume``: the id of a
     run to continue (after a preemption).
     """
+    console = settings.console_capture() if capture_output is True else str(capture_output or "off")
     parent = _current[-1].id if _current else None
     run = Run(store or open_store(), project=project, name=name, config=config, tags=tags, parent_id=parent,
               resume=resume)
     _current.append(run)
     _finish_on_exit(run)
-    if capture_output:
-        run.capture_console(settings.console_capture() if capture_output is True else str(capture_output))
+    run.capture_console(console)
     return run
 
 
