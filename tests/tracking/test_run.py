@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tidal.errors import UsageError
+from tidal.errors import RunNotFound, UsageError
 from tidal.tracking.run import start_run
 from tidal.tracking.store import Store
 from tidal.tracking.stores import open_store
@@ -41,6 +41,7 @@ def git_repo(folder: Path) -> None:
     (folder / "model.py").write_text("depth = 50\n")
     git("add", "model.py")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    git("remote", "add", "origin", "https://user:ghp_secret0123@github.com/org/repo.git")
     (folder / "model.py").write_text("depth = 101\n")
 
 
@@ -63,6 +64,7 @@ def test_a_script_records_everything(tmp_path: Path) -> None:
     git = run["git"]
     assert isinstance(git, dict) and git["branch"] == "main" and git["dirty"]
     assert "+depth = 101" in git["diff"]
+    assert git["remote"] == "https://github.com/org/repo.git"  # no credentials in the store
     environment = run["environment"]
     assert isinstance(environment, dict) and any(p.startswith("numpy==") for p in environment["packages"])
     points = store.metrics(str(run["id"]))["loss"]
@@ -144,3 +146,35 @@ def test_images_artifacts_tags_and_nested_runs(tmp_path: Path) -> None:
     assert store.get_run(inner.id)["tags"] == {"baseline": ""}
     [broken] = [r for r in store.list_runs(project="p") if r["name"] == "broken"]
     assert broken["status"] == "failed" and "ValueError: bad step" in broken["error"]
+
+
+def test_resume_continues_a_preempted_run_with_the_same_id(tmp_path: Path) -> None:
+    first = run_script(tmp_path, tmp_path / "home", """
+        import os
+        run = tracking.init(project="long", capture_output=False)
+        for step in range(5):
+            run.log_metric("loss", step, step=step)
+        run.flush()
+        print(run.id)
+        os._exit(0)  # preempted: no chance to finish
+    """)
+    run_id = first.stdout.strip()
+    second = run_script(tmp_path, tmp_path / "home", f"""
+        run = tracking.init(resume={run_id!r})
+        assert run.id == {run_id!r} and run.project == "long"
+        for step in range(run.last_step + 1, 10):
+            run.log_metric("loss", step, step=step)
+    """)
+    assert second.returncode == 0, second.stderr
+    store, run = only_run(tmp_path / "home")
+    assert run["id"] == run_id and run["status"] == "completed" and run["error"] is None
+    assert [step for step, _, _ in store.metrics(run_id)["loss"]] == list(range(10))
+
+
+def test_resuming_an_unknown_run_says_how_to_find_one(tmp_path: Path) -> None:
+    store = open_store(None, home=tmp_path)
+    with pytest.raises(RunNotFound, match=r"no run 'abc123' to resume .* `tidal runs ls`"), \
+            start_run(store=store, resume="abc123"):
+        pass
+    with pytest.raises(UsageError, match=r"run id '\.\./x' is not valid"), start_run(store=store, resume="../x"):
+        pass
