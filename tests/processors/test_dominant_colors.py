@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tidal.errors import ConfigError
-from tidal.processors.dominant_colors import DominantColors, _fast_kmeans, dominant_colors, inertia
+from tidal.processors import dominant_colors as module
+from tidal.processors.dominant_colors import NUMPY_KERNELS, DominantColors, _fast_kmeans, dominant_colors, inertia
 from tidal.sources.base import Item
 
 VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
@@ -140,3 +141,37 @@ def test_inertia_sums_squared_distances_to_the_nearest_centre() -> None:
     pixels = np.array([[0, 0, 0], [10, 0, 0], [0, 0, 3]], dtype=np.uint8)
     assert inertia(pixels, [[0, 0, 0], [10, 0, 1]]) == 0 + 1 + 9
     assert inertia(pixels.reshape(1, 3, 3), [[0, 0, 0]]) == 100 + 9
+
+
+def test_numba_and_numpy_pixel_kernels_give_identical_results(
+    frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("numba", reason="the compiled kernels need the fast extra: pip install 'tidal[fast]'")
+    compiled = module._pixel_kernels()
+    assert compiled is not NUMPY_KERNELS
+    noisy = np.random.default_rng(1).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    for frame in [*frames, noisy]:
+        pixels = frame.reshape(-1, 3)
+        outputs = []
+        for kernels in (compiled, NUMPY_KERNELS):
+            codes = np.empty(len(pixels), dtype=np.uint16)
+            totals = np.zeros((1 << 15, 4), dtype=np.int64)
+            kernels.histogram(pixels, codes, totals)
+            wanted = np.zeros(1 << 15, dtype=np.bool_)
+            wanted[codes[::7]] = True
+            gathered = np.empty((3, int(totals[wanted, 0].sum())), dtype=np.uint8)
+            kernels.gather(pixels, codes, wanted, gathered)
+            outputs.append((codes, totals, gathered))
+        for mine, theirs in zip(*outputs, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    with_numba = [dominant_colors(frame, k=5) for frame in frames]
+    monkeypatch.setattr(module, "_pixel_kernels", lambda: NUMPY_KERNELS)
+    assert [dominant_colors(frame, k=5) for frame in frames] == with_numba
+
+
+def test_setup_compiles_the_kernels_and_results_do_not_change() -> None:
+    processor = DominantColors(k=3)
+    frame = np.random.default_rng(2).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    before = processor.process([Item(key="a", data=frame)])
+    processor.setup()
+    assert processor.process([Item(key="a", data=frame)]) == before

@@ -32,6 +32,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -61,7 +63,6 @@ _POLISH_MARGIN = 1.0  # colour units added around a bin's cube when picking boun
 _BIN_BITS = 5
 _BIN_SIDE = 1 << (8 - _BIN_BITS)  # 8 colour values per bin along each channel
 _BIN_COUNT = 1 << (3 * _BIN_BITS)
-_CHUNK = 16_000  # pixels per pass when counting: temporaries stay under 128 KiB
 _CODE_WEIGHTS = np.array([1 << (2 * _BIN_BITS), 1 << _BIN_BITS, 1], dtype=np.float32)
 _SEARCH_DTYPE = np.float32  # half the memory traffic; the exact steps at the end use float64
 _PULL = 1e-6  # weight (in pixels) pulling a cluster to its old centre: moves an empty one nowhere
@@ -92,6 +93,11 @@ class DominantColors(Processor):
         self.k = k
         self.method = method
         self.seed = seed
+
+    def setup(self) -> None:
+        """Compile the pixel kernels now (a second or so the first time, then from the disk
+        cache), so that the first batch is not slower than the others."""
+        warm_up_kernels()
 
     def process(self, batch: list[Item]) -> list[dict[str, list[Any]]]:
         """One result per frame, computed independently so batching never changes a result."""
@@ -214,12 +220,12 @@ def _exact_kmeans(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatAr
 class _Bins:
     """The occupied bins of the 32x32x32 colour histogram of one frame, and its pixels.
 
-    ``sums / counts`` is each bin's mean. The pixels are kept in chunks, each with the bin of
-    every pixel, so that the pixels of chosen bins can be gathered for the exact polish.
+    ``sums / counts`` is each bin's mean. The pixels are kept with the bin code of each, so
+    that the pixels of chosen bins can be gathered for the exact polish.
     """
 
-    chunks: list[NDArray[np.uint8]]  # (c, 3) consecutive pixels of the frame
-    bin_of: list[NDArray[np.uint16]]  # (c,) per chunk: index in ``occupied`` of each pixel's bin
+    pixels: NDArray[np.uint8]  # (N, 3) the frame's pixels
+    codes: NDArray[np.uint16]  # (N,) the bin code of each pixel
     occupied: IntArray  # (n,) codes of the occupied bins, ascending
     counts: FloatArray  # (n,) pixels per bin
     sums: FloatArray  # (n, 3) sum of the pixels of each bin
@@ -322,36 +328,17 @@ def _kmeans_on_colours(
 
 
 def _bin_pixels(pixels: NDArray[np.uint8]) -> _Bins:
-    """Count pixels into 32x32x32 bins with ``np.bincount``, a chunk of pixels at a time.
+    """Count pixels into 32x32x32 bins: how many per bin and the sum of their values.
 
-    Chunks keep temporaries small whatever the frame size (under glibc's 128 KiB mmap
-    threshold, so they reuse memory instead of faulting in fresh pages on every call).
+    Counts and sums are integers, exact whichever kernel adds them up (see
+    :func:`_pixel_kernels`), so the bins and everything computed from them are identical.
     """
-    chunks = [pixels[start : start + _CHUNK] for start in range(0, len(pixels), _CHUNK)]
-    codes = [_bin_codes(chunk) for chunk in chunks]
-    seen = np.zeros(_BIN_COUNT, dtype=bool)
-    for chunk_codes in codes:
-        seen[chunk_codes] = True
-    occupied = np.flatnonzero(seen)
-    index = np.zeros(_BIN_COUNT, dtype=np.uint16)  # 2 bytes per pixel below; 32768 bins fit
-    index[occupied] = np.arange(len(occupied))
-    bin_of = [index.take(chunk_codes) for chunk_codes in codes]
-    totals = np.zeros((4, len(occupied)))
-    for chunk, chunk_bins in zip(chunks, bin_of, strict=True):
-        wide = chunk_bins.astype(np.intp)  # what bincount works on: convert once, not 4 times
-        totals[0] += np.bincount(wide, minlength=len(occupied))
-        for channel in range(3):
-            totals[1 + channel] += np.bincount(wide, chunk[:, channel], minlength=len(occupied))
-    return _Bins(chunks, bin_of, occupied, totals[0], totals[1:].T)
-
-
-def _bin_codes(chunk: NDArray[np.uint8]) -> IntArray:
-    """The bin code ``r'<<10 | g'<<5 | b'`` of each pixel (``r'`` the top 5 bits of red...).
-
-    As a float32 matrix product (exact below 2**24): one BLAS call instead of six passes.
-    """
-    top_bits = (chunk >> (8 - _BIN_BITS)).astype(np.float32)
-    return (top_bits @ _CODE_WEIGHTS).astype(np.intp)
+    codes = np.empty(len(pixels), dtype=np.uint16)
+    totals = np.zeros((_BIN_COUNT, 4), dtype=np.int64)
+    _pixel_kernels().histogram(pixels, codes, totals)
+    occupied = np.flatnonzero(totals[:, 0])
+    found = totals.take(occupied, axis=0).astype(np.float64)
+    return _Bins(pixels, codes, occupied, found[:, 0], found[:, 1:])
 
 
 def _merged_bins(bins: _Bins, bits: int) -> tuple[FloatArray, Counts]:
@@ -541,11 +528,11 @@ def _assign_bins(centres: FloatArray, cubes: FloatArray, half_side: float) -> tu
 
 def _gather(bins: _Bins, chosen: NDArray[np.bool_]) -> NDArray[np.uint8]:
     """``(3, m)`` the pixels that fall in the chosen bins, in frame order."""
-    parts = [
-        chunk.take(np.flatnonzero(chosen.take(chunk_bins)), axis=0)
-        for chunk, chunk_bins in zip(bins.chunks, bins.bin_of, strict=True)
-    ]
-    return np.concatenate(parts).T
+    wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
+    wanted[bins.occupied[chosen]] = True
+    gathered = np.empty((3, int(bins.counts[chosen].sum())), dtype=np.uint8)
+    _pixel_kernels().gather(bins.pixels, bins.codes, wanted, gathered)
+    return gathered
 
 
 def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
@@ -563,3 +550,87 @@ def _nearest(distances: FloatArray) -> tuple[IntArray, FloatArray]:
     best = np.minimum.reduce(distances, axis=0)
     rows = np.arange(len(distances), dtype=np.int8)[:, None]  # k <= 64: small temporaries
     return np.maximum.reduce((distances == best) * rows, axis=0).astype(np.intp), best
+
+
+# --- the passes over every pixel: compiled with numba when installed, numpy otherwise --------
+
+
+@dataclass(frozen=True)
+class _PixelKernels:
+    """The two passes over every pixel of a frame, as functions writing into given arrays.
+
+    Both implementations only move and add integers, so their outputs are identical: numba
+    (``pip install 'tidal[fast]'``) makes them one pass each, 4-5x cheaper than numpy's
+    several (see bench/dominant_colors.py), and the results do not depend on which ran.
+    """
+
+    histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64]], None]
+    gather: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.bool_], NDArray[np.uint8]], None]
+
+
+def _numpy_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
+    """Write each pixel's bin code ``r'<<10 | g'<<5 | b'`` (top 5 bits of each channel) into
+    ``codes`` and add each bin's pixel count and r, g, b sums into the rows of ``totals``.
+
+    The codes as a float32 matrix product (exact below 2**24): one BLAS call, not six passes.
+    """
+    top_bits = (pixels >> (8 - _BIN_BITS)).astype(np.float32)
+    codes[:] = top_bits @ _CODE_WEIGHTS
+    wide = codes.astype(np.intp)  # what bincount works on: convert once, not 4 times
+    totals[:, 0] += np.bincount(wide, minlength=len(totals))
+    for channel in range(3):
+        totals[:, 1 + channel] += np.bincount(wide, pixels[:, channel], minlength=len(totals)).astype(np.int64)
+
+
+def _numpy_gather(
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[np.uint8]
+) -> None:
+    """Copy the pixels whose bin code is ``wanted`` into the columns of ``out``, in frame order."""
+    out[:] = pixels.take(np.flatnonzero(wanted.take(codes)), axis=0).T
+
+
+def _loop_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
+    """:func:`_numpy_histogram` as one loop over the pixels, for numba to compile."""
+    for index in range(pixels.shape[0]):
+        red, green, blue = pixels[index, 0], pixels[index, 1], pixels[index, 2]
+        code = ((red >> 3) << 10) | ((green >> 3) << 5) | (blue >> 3)
+        codes[index] = code
+        totals[code, 0] += 1
+        totals[code, 1] += red
+        totals[code, 2] += green
+        totals[code, 3] += blue
+
+
+def _loop_gather(
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[np.uint8]
+) -> None:
+    """:func:`_numpy_gather` as one loop over the pixels, for numba to compile."""
+    taken = 0
+    for index in range(pixels.shape[0]):
+        if wanted[codes[index]]:
+            for channel in range(3):
+                out[channel, taken] = pixels[index, channel]
+            taken += 1
+
+
+NUMPY_KERNELS = _PixelKernels(_numpy_histogram, _numpy_gather)
+
+
+def warm_up_kernels() -> None:
+    """Run both pixel kernels once on a tiny frame: numba compiles a function on first call."""
+    kernels = _pixel_kernels()
+    pixels = np.zeros((1, 3), dtype=np.uint8)
+    codes = np.empty(1, dtype=np.uint16)
+    kernels.histogram(pixels, codes, np.zeros((_BIN_COUNT, 4), dtype=np.int64))
+    kernels.gather(pixels, codes, np.ones(_BIN_COUNT, dtype=np.bool_), np.empty((3, 1), dtype=np.uint8))
+
+
+@functools.cache
+def _pixel_kernels() -> _PixelKernels:
+    """The compiled kernels when numba is installed (compiled once, cached on disk), else numpy."""
+    try:
+        import numba  # an optional extra: imported only when a frame is processed
+    except ImportError:
+        return NUMPY_KERNELS
+    compile_ = numba.njit(cache=True, nogil=True)
+    return _PixelKernels(compile_(_loop_histogram), compile_(_loop_gather))
