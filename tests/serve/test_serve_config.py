@@ -9,7 +9,7 @@ import pytest
 
 from tidal.errors import ConfigError
 from tidal.serve.config import load_service, parse_service, service_from_target, url_allowed
-from tidal.serve.metrics import ServeMetrics, percentile
+from tidal.serve.metrics import DrainRate, ServeMetrics, percentile
 
 
 def test_a_service_file_with_settings(tmp_path: Path) -> None:
@@ -95,3 +95,15 @@ def test_metrics_text_and_percentiles() -> None:
     assert window == {"requests": 3.0, "latency_p50_ms": 2.0, "latency_p95_ms": 4.0, "latency_p99_ms": 4.0}
     assert metrics.window.take() is None
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+
+
+def test_the_drain_rate_counts_answers_in_its_window() -> None:
+    now = [100.0]
+    rate = DrainRate(window=10, clock=lambda: now[0])
+    assert rate.per_second() is None
+    for _ in range(5):
+        rate.record()
+        now[0] += 0.5
+    assert rate.per_second() == pytest.approx(5 / 2.5)
+    now[0] += 20  # nothing answered lately: the queue is not draining
+    assert rate.per_second() is None

@@ -4,6 +4,7 @@ URLs; and what it refuses, with a clear status and message."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,10 @@ def test_json_is_validated_by_the_input_model() -> None:
         body = schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
         assert body["application/json"]["schema"]["properties"]["a"]["type"] == "integer"  # no URL form: none allowed
         assert "multipart/form-data" in body
-        assert front.client.get(f"{front.url}/docs").status_code == 200
+        docs = front.client.get(f"{front.url}/docs")
+        assert docs.status_code == 200 and "cdn" not in docs.text  # Swagger UI works offline
+        for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs.text):
+            assert front.client.get(f"{front.url}{asset}").status_code == 200, asset
 
 
 def test_preprocess_and_postprocess_hooks() -> None:

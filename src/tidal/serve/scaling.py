@@ -16,8 +16,10 @@ All on the front's event loop, over :class:`Worker` handles that a backend provi
 - a worker whose ``process()`` has not returned after ``request_timeout`` plus
   ``WATCHDOG_GRACE_SECONDS`` (an endless loop, a deadlocked GPU call) is killed (the watchdog):
   it would keep its slot and its GPU memory; what it held gets a 504 and a new one starts.
-  From ``request_timeout`` on, before the kill, such a worker is *condemned*: no request is
-  sent to it, and ``/readyz`` says not ready when no other worker can take work.
+  From the first timeout of a request it holds (at the latest from ``request_timeout``), such
+  a worker is *condemned* until its batch returns: no request is sent to it (they wait for
+  the batch, or for the replacement), and ``/readyz`` says not ready when no other worker can
+  take work.
 
 The backend tells the scaler what its workers say (:meth:`Scaler.worker_ready`,
 :meth:`Scaler.finish`, :meth:`Scaler.worker_exited`...); the scaler tells workers what to do
@@ -76,6 +78,7 @@ class Worker:
         self.items: dict[str, int] = {}  # request id → items (1 until the worker says)
         self.stop_requested: float | None = None
         self.busy_since: float | None = None  # a batch is in process() since then (None: not busy)
+        self.overdue = False  # a request it held timed out during this batch
 
     @property
     def pid(self) -> int | None:
@@ -88,9 +91,10 @@ class Worker:
         return sum(self.items.values())
 
     def condemned(self, now: float, request_timeout: float) -> bool:
-        """In ``process()`` for longer than any request may take: the watchdog will kill it, so
-        it gets no more requests."""
-        return self.busy_since is not None and now - self.busy_since > request_timeout
+        """In ``process()`` for longer than any request may take, or since a request it held
+        timed out: it gets no more requests until the batch returns (if it returns: the
+        watchdog kills it past ``request_timeout``)."""
+        return self.busy_since is not None and (self.overdue or now - self.busy_since > request_timeout)
 
     def send(self, message: Message) -> bool:
         """Queue a message for the worker; False when its connection is gone."""
@@ -226,6 +230,7 @@ class Scaler:
             self.waiting.remove(request)
         elif request.worker is not None:
             request.worker.send(Cancel(request.id))
+            request.worker.overdue = request.worker.busy_since is not None
         where = ("still waiting for a worker to start" if waiting and not self._ready_workers()
                  else "waiting for a worker" if waiting else "being processed")
         return error_reply(504, f"the request took longer than request_timeout ({self.http.request_timeout:g} s); "
@@ -354,9 +359,11 @@ class Scaler:
     def busy(self, worker: Worker) -> None:
         """A batch went into ``process()`` (the watchdog times it)."""
         worker.busy_since = time.monotonic()
+        worker.overdue = False
 
     def batch_done(self, worker: Worker, items: int, requests: int) -> None:
         worker.busy_since = None
+        worker.overdue = False
         self.metrics.observe_batch(items, requests)
 
     def finish(self, worker: Worker, request_id: str, reply: Reply | None) -> None:
