@@ -72,10 +72,10 @@ def exact_ms(videos: list[Path], width: int, per_video: int = 4) -> float:
     for video in videos:
         with av.open(str(video)) as container:
             for index, frame in enumerate(container.decode(video=0)):
-                if index % 30 == 0:
+                if index % 30 == 15:  # not frame 0: fades from black are not typical frames
                     size = scaled_size(frame.width, frame.height, width, None, even=True)
                     pictures.append(frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray())
-                if index == 30 * (per_video - 1):
+                if index == 30 * per_video - 15:
                     break
     with threadpool_limits(limits=1):
         dominant_colors(pictures[0], method="exact")
