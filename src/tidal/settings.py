@@ -17,7 +17,7 @@
 | console_capture | ``TIDAL_CAPTURE`` | ``fd`` | a run's console: ``fd`` (descriptors 1, 2), ``python`` or ``off`` |
 | FLUSH_SECONDS | - | 0.5 | a run's writer sends what was logged this often (``kill -9`` loses that) |
 | RECONNECT_SECONDS | - | 2 | a run's store away: tried again this often (growing to 30 s) |
-| EXIT_STALL_SECONDS | - | 1.5 | at exit, a writer stuck this long is given up on: the rest is spooled |
+| EXIT_STALL_SECONDS | - | 10 | at exit, a writer stuck this long is given up on: the rest is spooled |
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ RAY_BATCHES_AHEAD = 4
 DB_FILENAME = "tidal.db"
 FLUSH_SECONDS = 0.5
 RECONNECT_SECONDS = 2.0
-EXIT_STALL_SECONDS = 1.5
+EXIT_STALL_SECONDS = 10.0  # a busy server may take seconds per request; one that is down fails at once
 CONSOLE_CAPTURE_MODES = ("fd", "python", "off")
 
 
