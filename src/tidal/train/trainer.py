@@ -285,8 +285,8 @@ class Trainer:
         self.progress.next_epoch()
         if self.scheduler is not None and self.loop.scheduler_interval == "epoch":
             self._step_scheduler(metrics)
-        self.save_checkpoint()
         self.last_metrics = metrics
+        self.save_checkpoint()
         for callback in self.callbacks:
             callback.on_epoch_end(self, metrics)
         if self.stop_signal:
@@ -352,7 +352,7 @@ class Trainer:
         state = {"train_id": self.config.train_id, "progress": self.progress.as_dict(), "phases": self.phases,
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                 "scaler": self.scaler.state_dict(), "random": random_states()}
+                 "scaler": self.scaler.state_dict(), "random": random_states(), "metrics": self.last_metrics}
         self.last_checkpoint, self.checkpoint_seconds = checkpoints.save(self.run, state, self.progress.step)
         self.checkpoint_times.append(self.checkpoint_seconds)
         return self.last_checkpoint
@@ -373,6 +373,7 @@ class Trainer:
         self.resumed_from = chosen
         self.progress = Progress(**state["progress"])
         self.phases = list(state["phases"])
+        self.last_metrics = dict(state.get("metrics") or {})
         if self.progress.cycle >= len(self.config.cycles):
             raise TrainingError(f"checkpoint {chosen} is of cycle {self.progress.cycle}, but "
                                 f"{self.config.path} has {len(self.config.cycles)} cycles")
