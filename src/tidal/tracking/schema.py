@@ -97,7 +97,8 @@ metrics = Table(
     Column("step", BigInteger),
     Column("value", Float),  # NaN is stored as NULL (SQLite has no NaN); +-inf as they are
     Column("timestamp", Float, nullable=False),
-    Index("metrics_run_key", "run_id", "key", "step"),
+    # value and timestamp too: a chart's sample of a long series reads the index alone (migration 0003)
+    Index("metrics_run_key", "run_id", "key", "step", "value", "timestamp"),
 )
 
 logs = Table(
