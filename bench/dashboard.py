@@ -1,11 +1,11 @@
 """The dashboard at a million points, measured in headless Chromium, side by side with what it used to send.
 
-A run with 1M metric points (4 keys × 250k; one spike) in the embedded store, served by uvicorn on
+A run with 1M metric points (4 keys of 250k; one spike) in the embedded store, served by uvicorn on
 127.0.0.1, opened in Chromium (``/usr/bin/chromium`` + playwright). Prints:
 
 - the run page: bytes over the wire (HTML, scripts and every request until the charts are drawn)
   and the time from navigation to the last chart drawn — beside the bytes and time of every point
-  of the run, which the page used to embed (34.6 MB, 3.4–4.5 s to render in the issue);
+  of the run, which the page used to embed (34.6 MB, 3.4 to 4.5 s to render in the issue);
 - a hover redraw of the longest chart;
 - a live tab: bytes per second received while a writer logs 4 keys at 200 points/s each and a
   console line every 0.1 s for ``--live-seconds`` — beside what the old page fetched per second
@@ -145,7 +145,8 @@ def main() -> None:
         started = time.perf_counter()
         big = populate(store, arguments.points, live=False)
         live = populate(store, arguments.points // 10, live=True)
-        print(f"stored {arguments.points:,} + {arguments.points // 10:,} points in {time.perf_counter() - started:.1f} s")
+        elapsed = time.perf_counter() - started
+        print(f"stored {arguments.points:,} + {arguments.points // 10:,} points in {elapsed:.1f} s")
         with serving(store) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
             size, seconds, redraw = page_load(browser, f"{url}/runs/{big}")
