@@ -13,9 +13,9 @@ import pytest
 pytest.importorskip("torch", reason="tidal train needs torch: pip install 'tidal[train]'")
 pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn: pip install 'tidal[train]'")
 
-from tidal.config.files import read_config_file  # noqa: E402
-from tidal.tracking.store import Store  # noqa: E402
-from tidal.tracking.stores import open_store  # noqa: E402
+from tidal.config.files import read_config_file
+from tidal.tracking.store import Store
+from tidal.tracking.stores import open_store
 
 TINY = Path(__file__).parent / "tiny.hjson"
 

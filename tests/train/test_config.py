@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.train.conftest import TINY, WriteConfig
+
 from tidal.errors import ConfigError
 from tidal.train.config import load_train_config
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.train.conftest import WriteConfig
+
 from tidal.errors import TrainingError
 from tidal.tracking.stores import open_store
 from tidal.train import checkpoint as checkpoints

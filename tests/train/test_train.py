@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.train.conftest import WriteConfig
+
 from tidal.errors import ConfigError, TrainingError
 from tidal.status import RunStatus
 from tidal.tracking.store import Store
