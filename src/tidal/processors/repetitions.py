@@ -52,11 +52,14 @@ from numpy.typing import NDArray
 from tidal.errors import ConfigError
 from tidal.processors.base import Processor
 from tidal.processors.pose import KEY_LANDMARKS, LANDMARK_COUNT, estimate_landmarks, load_pose_model
+from tidal.processors.region import repeating_region
 from tidal.sources.base import Item
 from tidal.sources.clips import Clip
 
 Features = Literal["pixels", "pose"]
 FEATURES: tuple[str, ...] = get_args(Features)
+Where = Literal["auto", "frame"]
+WHERE: tuple[str, ...] = get_args(Where)
 MIN_POSE_SIDE = 256  # pose estimation on smaller frames is too noisy to count with
 
 FloatArray = NDArray[np.float32]
@@ -66,11 +69,22 @@ _PIXEL_WIDTH = 32  # frames are shrunk to about this many pixels wide before com
 _SMOOTHING_SECONDS = 0.08  # half length of the diagonal averaging (at least one frame)
 _MIN_DEPTH = 0.5  # a valley must fall below half of the highest distance before it
 _DEPTH_SLACK = 0.05  # the first valley this close to the deepest one is the period
+_SHORTER_SHARE = 0.6  # a shorter period is preferred when its valley is this share of the deepest's depth
+_MAX_SHORT_SHARE = 0.75  # ... when at most this share of the long period
+_LANDING_SLACK = 0.1  # ... and the frame it lands on matches where the long period lands, give or take this share
 _FINE_SPREAD = 0.25  # a frame's own match is looked for this share of a period around it
 _NEIGHBOURHOOD = 0.1  # a hop starts from the best frame within this share of a period
 _MAX_SPEED_CHANGE = 1.8  # one repetition at most this many times faster or slower than the last
 _MIN_CHAIN = 1.5  # repetitions a chain of hops must reach to count (one alone is chance)
 _NOISE_FLOOR = {"pixels": 0.02, "pose": 0.01}  # distances below this are not motion
+_MAX_POSE_GAP = 0.25  # seconds without a body that are a missed detection, not an absence
+_MIN_BODY_SHARE = 0.5  # pose features: a body seen in less than this share of the frames is not counted
+_BODY_ASPECT = 0.75  # width / height of the window a body is looked for in, around what repeats
+# the confidence's weights (see confidence())
+_STRAY_WEIGHT = 3.0  # a count of 0 loses this much per unit of mean match depth left unchained
+_FREE_IRREGULARITY = 0.3  # hop lengths may vary this much (std / mean) at no cost
+_ROUNDING_WEIGHT = 1.0  # a count that ended half-way between two numbers loses this share
+_BROKEN_CHAIN = 0.7  # repetitions found in several runs, not one
 _POSE_SHOULDERS = (KEY_LANDMARKS["left_shoulder"], KEY_LANDMARKS["right_shoulder"])
 _POSE_HIPS = (KEY_LANDMARKS["left_hip"], KEY_LANDMARKS["right_hip"])
 
@@ -108,9 +122,11 @@ class RepetitionCounter(Processor):
         min_period: float = 0.25,
         max_period: float = 5.0,
         min_visibility: float = 0.5,
+        region: Where = "auto",
     ) -> None:
-        _check_arguments(features, min_period, max_period, min_visibility)
+        _check_arguments(features, min_period, max_period, min_visibility, region)
         self.features = features
+        self.region = region
         self.min_period = min_period
         self.max_period = max_period
         self.min_visibility = min_visibility
@@ -132,19 +148,53 @@ class RepetitionCounter(Processor):
 
     def count(self, clip: Clip, name: str = "video") -> dict[str, Any]:
         """Count the repetitions of one decoded video (``name`` is used in errors)."""
-        features = self.frame_features(clip, name)
-        return count_repetitions(features, clip.fps, self.min_period, self.max_period, self.features)
+        features, pixel_repetition = self._features(clip, name)
+        result = count_repetitions(features, clip.fps, self.min_period, self.max_period, self.features)
+        if self.features == "pose" and result["count"] == 0 and _body_share(features) == 0:
+            # no body to count, yet the pixels may repeat: a person too small to be seen
+            # (or a pendulum) -- a 0 is then only as sure as the pixels are still
+            result["confidence"] = round(min(result["confidence"], 1.0 - pixel_repetition), 4)
+        return result
 
     def frame_features(self, clip: Clip, name: str = "video") -> FloatArray:
-        """``(T, D)`` features of the clip's frames, as configured."""
+        """``(T, D)`` features of the clip's frames, as configured (NaN rows: no body seen)."""
+        return self._features(clip, name)[0]
+
+    def _features(self, clip: Clip, name: str) -> tuple[FloatArray, float]:
+        """The features, and how clearly the pixels repeat where they were taken (0-1)."""
+        if self.features == "pose":
+            _check_pose_size(clip, name)
+        frames, pixel_repetition = self.looked_at(clip)
         if self.features == "pixels":
-            return pixel_features(clip.frames)
-        _check_pose_size(clip, name)
+            return pixel_features(frames), pixel_repetition
         if self._pose_model is None:
             self.setup()
         self._pose_model.reset()  # tracking must not carry over from the previous video
-        landmarks = [estimate_landmarks(self._pose_model, frame, name) for frame in clip.frames]
-        return pose_features(landmarks, self.min_visibility)
+        landmarks = [estimate_landmarks(self._pose_model, frame, name) for frame in frames]
+        features = pose_features(landmarks, self.min_visibility, max(1, round(_MAX_POSE_GAP * clip.fps)))
+        if _body_share(features) < _MIN_BODY_SHARE:  # glimpses of a body (or of a likeness) are not someone
+            features[:] = np.nan
+        return features, pixel_repetition
+
+    def looked_at(self, clip: Clip) -> tuple[NDArray[np.uint8], float]:
+        """The frames cut to the window where something repeats (``region="auto"``), else
+        whole, and how clearly their pixels repeat (the mean depth of each frame's match).
+
+        Poses are found in a window as tall as the frame around it (``_BODY_ASPECT`` times as
+        wide): the moving part may be a limb, and the body it belongs to must be seen whole,
+        while a person elsewhere in the frame is not seen at all.
+        """
+        def depths_of(features: FloatArray) -> FloatArray:
+            return match_frames(features, clip.fps, self.min_period, self.max_period).depths
+
+        whole = float(depths_of(pixel_features(clip.frames)).mean())
+        found = repeating_region(clip.frames, whole, depths_of) if self.region == "auto" else None
+        if found is None:
+            return clip.frames, whole
+        if self.features == "pose":
+            height, width = clip.frames.shape[1:3]
+            found = found.standing_box(height, width, _BODY_ASPECT)
+        return found.crop(clip.frames), found.score
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled to workers without a loaded model: each worker loads its own in setup()."""
@@ -156,8 +206,8 @@ def count_repetitions(
 ) -> dict[str, Any]:
     """The counter's result for ``(T, D)`` per-frame features sampled at ``fps``."""
     matches = match_frames(features, fps, min_period, max_period, kind)
-    counts, periods, confidence = hop_counts(matches)
-    return _result(counts, periods, confidence, fps)
+    counting = hop_counts(matches)
+    return _result(counting.counts, counting.periods, confidence(counting, matches), fps)
 
 
 def match_frames(
@@ -192,27 +242,50 @@ def pixel_features(frames: NDArray[np.uint8]) -> FloatArray:
     return (flat / np.maximum(norms, 1e-6)).astype(np.float32)
 
 
-def pose_features(landmarks: list[FloatArray | None], min_visibility: float = 0.5) -> FloatArray:
-    """``(T, 66)`` landmark positions centred on the hips, in torso lengths.
+def pose_features(
+    landmarks: list[FloatArray | None], min_visibility: float = 0.5, max_gap: int = 8
+) -> FloatArray:
+    """``(T, 66)`` landmark positions centred on the hips, in torso lengths; NaN rows where
+    no body is seen.
 
-    Joints seen below ``min_visibility`` and frames without a body take the values of the
-    nearest frames where they were seen, so a missed detection is not a sudden motion.
+    Joints seen below ``min_visibility`` take the values of the nearest frames where they were
+    seen, so a missed joint is not a sudden motion. A frame counts as showing a body when its
+    shoulders and hips are seen; runs of up to ``max_gap`` frames without one are filled the
+    same way (a missed detection), longer ones stay NaN: there is no body there, and whatever
+    moves there is not counted.
     """
     total = len(landmarks)
     points = np.full((total, LANDMARK_COUNT, 2), np.nan, dtype=np.float32)
     for index, found in enumerate(landmarks):
-        if found is not None:
+        if found is not None and (found[list(_POSE_SHOULDERS + _POSE_HIPS), 3] >= min_visibility).all():
             seen = found[:, 3] >= min_visibility
             points[index, seen] = found[seen, :2]
+    absent = _long_gaps(np.asarray(np.isnan(points).all(axis=(1, 2))), max_gap)
+    if absent.all():
+        return np.full((total, 2 * LANDMARK_COUNT), np.nan, dtype=np.float32)
     points = _fill_gaps(points.reshape(total, -1))
-    if np.isnan(points).all():
-        return np.zeros((total, 2 * LANDMARK_COUNT), dtype=np.float32)
     shaped = np.nan_to_num(points).reshape(total, LANDMARK_COUNT, 2)
     hips = shaped[:, list(_POSE_HIPS)].mean(axis=1, keepdims=True)
     shoulders = shaped[:, list(_POSE_SHOULDERS)].mean(axis=1, keepdims=True)
     torso = float(np.median(np.linalg.norm((shoulders - hips)[:, 0], axis=1)))
     centred = (shaped - hips) / max(torso, 1e-3)
-    return centred.reshape(total, -1).astype(np.float32) / math.sqrt(LANDMARK_COUNT)  # mean per joint
+    features = centred.reshape(total, -1).astype(np.float32) / math.sqrt(LANDMARK_COUNT)  # mean per joint
+    features[absent] = np.nan
+    return features
+
+
+def _body_share(features: FloatArray) -> float:
+    """The share of frames where a body was seen (rows that are not NaN)."""
+    return float(np.mean(~np.isnan(features).all(axis=1))) if len(features) else 0.0
+
+
+def _long_gaps(missing: NDArray[np.bool_], max_gap: int) -> NDArray[np.bool_]:
+    """The frames of ``missing`` that belong to runs longer than ``max_gap`` frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(np.int8), [0]])))
+    long = np.zeros_like(missing)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        long[start:stop] = stop - start > max_gap
+    return long
 
 
 def _fill_gaps(values: FloatArray) -> FloatArray:
@@ -237,7 +310,7 @@ def lag_distances(features: FloatArray, lags: int) -> FloatArray:
     for lag in range(min(lags, total - 1) + 1):
         products = np.einsum("ij,ij->i", features[: total - lag], features[lag:])
         distances[: total - lag, lag] = squares[: total - lag] + squares[lag:] - 2 * products
-    return np.maximum(distances, 0.0)
+    return np.where(np.isnan(distances), np.inf, np.maximum(distances, 0.0)).astype(np.float32)
 
 
 def smooth_diagonals(distances: FloatArray, half: int) -> FloatArray:
@@ -304,14 +377,40 @@ def find_matches(fine: FloatArray, coarse: FloatArray, min_lag: int, noise_floor
     itself where the frame's own row has none there.
     """
     found, depth = valleys(coarse, min_lag, noise_floor)
-    scored = np.where(found, depth, -np.inf)
-    best = scored.max(axis=1, keepdims=True)
-    periods = np.where(np.isfinite(best[:, 0]), np.argmax(found & (scored >= best - _DEPTH_SLACK), axis=1), 0)
+    periods = shortest_periods(found, depth)
     fine_found, _ = valleys(fine, min_lag, 0.0)
     lags = np.array([_nearest_valley(fine_found[frame], int(period)) for frame, period in enumerate(periods)])
     lags = np.where(np.isfinite(fine[np.arange(len(lags)), lags]), lags, 0)
     depths = np.where(lags > 0, depth[np.arange(len(lags)), periods], 0.0).astype(np.float32)
     return Matches(lags.astype(np.intp), depths)
+
+
+def shortest_periods(found: NDArray[np.bool_], depth: FloatArray) -> NDArray[np.intp]:
+    """Per row, the shortest lag that is a clear valley and one step of a consistent period
+    (0 where the row has no valley).
+
+    The long period of a row is its first valley nearly as deep as its deepest. It may be two
+    repetitions long: a video that loops exactly after two repetitions matches itself best at
+    the loop, and repetitions alternating in pace match best in pairs. A shorter clear valley
+    ``lag`` is one repetition when it is consistent: the frame ``lag`` later has a valley
+    where the long period lands (two short hops make the long one). That is what "prefer the
+    shortest consistent period" means; a chance likeness at a shorter lag rarely passes it.
+    """
+    total, width = found.shape
+    scored = np.where(found, depth, -np.inf)
+    best = scored.max(axis=1, keepdims=True)
+    long = np.argmax(found & (scored >= best - _DEPTH_SLACK), axis=1)
+    rows, lags = np.arange(total)[:, None], np.arange(width)[None, :]
+    landing, rest = rows + lags, long[:, None] - lags
+    reach = np.maximum(1, np.round(_LANDING_SLACK * long)).astype(np.intp)[:, None]
+    valid = (landing < total) & (rest >= 1)
+    before = np.pad(np.cumsum(found, axis=1), ((0, 0), (1, 0)))  # before[r, c]: valleys of row r left of c
+    landing, rest = np.where(valid, landing, 0), np.where(valid, rest, 0)
+    near = before[landing, np.minimum(width, rest + reach + 1)] - before[landing, np.clip(rest - reach, 0, width)]
+    clear = found & valid & (near > 0) & (scored >= np.maximum(_MIN_DEPTH, best * _SHORTER_SHARE))
+    clear &= lags <= _MAX_SHORT_SHARE * long[:, None]
+    clear[np.arange(total), long] = True
+    return np.where(np.isfinite(best[:, 0]), np.argmax(clear, axis=1), 0)
 
 
 def _nearest_valley(row: NDArray[np.bool_], period: int) -> int:
@@ -333,8 +432,20 @@ class _Chain:
     depths: list[float]
 
 
-def hop_counts(matches: Matches) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
-    """Per-frame cumulative counts and periods (frames, 0 where none) and a confidence.
+@dataclass(frozen=True, slots=True)
+class Counting:
+    """What the hops found: per-frame cumulative ``counts`` and ``periods`` (frames, 0 where
+    none), and per hop kept its match's depth and its lag; ``chains`` how many runs of hops."""
+
+    counts: NDArray[np.float64]
+    periods: NDArray[np.float64]
+    depths: list[float]
+    lags: list[int]
+    chains: int
+
+
+def hop_counts(matches: Matches) -> Counting:
+    """Per-frame cumulative counts and periods, from chains of hops.
 
     A chain of hops starts at the first frame with a match and ends where no frame near its
     last landing has one; the next chain starts at the next frame with a match, from the
@@ -344,6 +455,8 @@ def hop_counts(matches: Matches) -> tuple[NDArray[np.float64], NDArray[np.float6
     total = len(matches.lags)
     counts, periods = np.zeros(total), np.zeros(total)
     depths: list[float] = []
+    lags: list[int] = []
+    chains = 0
     first = _next_periodic(matches.lags, 0)
     while first is not None:
         chain = _chain(matches, first, float(counts[first]))
@@ -355,10 +468,45 @@ def hop_counts(matches: Matches) -> tuple[NDArray[np.float64], NDArray[np.float6
         counts[first : end + 1], periods[first : end + 1] = chain_counts, chain_periods
         counts[end:] = chain_counts[-1]
         depths.extend(chain.depths)
+        lags.extend(chain.lags)
+        chains += 1
         first = _next_periodic(matches.lags, end + 1)
-    covered = float(np.count_nonzero(periods)) / total
-    confidence = float(np.mean(depths)) * covered if depths else 0.0
-    return counts, periods, confidence
+    return Counting(counts, periods, depths, lags, chains)
+
+
+def evidence(counting: Counting, matches: Matches) -> dict[str, float]:
+    """The measures the confidence is made of (see :func:`confidence`)."""
+    total = max(1, len(counting.counts))
+    final = float(counting.counts[-1]) if len(counting.counts) else 0.0
+    lags = np.asarray(counting.lags, dtype=np.float64)
+    return {
+        "count": float(math.floor(final + 0.5)),
+        "depth": float(np.mean(counting.depths)) if counting.depths else 0.0,
+        "coverage": float(np.count_nonzero(counting.periods)) / total,
+        "irregularity": float(lags.std() / lags.mean()) if len(lags) else 0.0,
+        "rounding": abs(final - math.floor(final + 0.5)),
+        "chains": float(counting.chains),
+        "stray": float(matches.depths.mean()),
+    }
+
+
+def confidence(counting: Counting, matches: Matches) -> float:
+    """How likely the count is exact, 0-1: high means the count is usually exact.
+
+    A count of 0 is as sure as the video is free of matches: every frame matching nothing
+    gives 1, frames with deep matches that never chained into repetitions (a stray
+    likeness, or repetitions too faint to follow) lower it. A count above 0 is as sure as its
+    hops matched deeply, covered the video, kept a steady length, ran as one chain, and
+    ended near a whole number (4.5 could be 4 or 5). The weights were set on the evaluation
+    set of ``bench/repetition_set.py``; ``bench/repetitions.py`` prints how well they hold.
+    """
+    measures = evidence(counting, matches)
+    if measures["count"] == 0:
+        return max(0.0, 1.0 - _STRAY_WEIGHT * measures["stray"])
+    steady = max(0.0, 1.0 - max(0.0, measures["irregularity"] - _FREE_IRREGULARITY))
+    whole = max(0.0, 1.0 - _ROUNDING_WEIGHT * measures["rounding"])
+    one_chain = 1.0 if measures["chains"] == 1 else _BROKEN_CHAIN
+    return measures["depth"] * measures["coverage"] * steady * whole * one_chain
 
 
 def _next_periodic(lags: NDArray[np.intp], start: int) -> int | None:
@@ -481,9 +629,14 @@ def _as_clip(item: Item) -> Clip:
     return item.data
 
 
-def _check_arguments(features: Any, min_period: Any, max_period: Any, min_visibility: Any) -> None:
+def _check_arguments(features: Any, min_period: Any, max_period: Any, min_visibility: Any, region: Any) -> None:
     if features not in FEATURES:
         raise ConfigError(f"RepetitionCounter: features must be 'pixels' or 'pose', got {features!r}")
+    if region not in WHERE:
+        raise ConfigError(
+            f"RepetitionCounter: region must be 'auto' (look where something repeats) or 'frame' (the whole "
+            f"frame), got {region!r}"
+        )
     for name, value in (("min_period", min_period), ("max_period", max_period)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ConfigError(f"RepetitionCounter: {name} must be a number of seconds above 0, got {value!r}")
