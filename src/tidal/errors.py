@@ -191,7 +191,7 @@ class PipelineError(TidalError):
 HTTP_ERRORS: dict[str, type[TidalError]] = {error.__name__: error for error in (
     TidalError, ConfigError, TokenRefused, UsageError, RunNotFound, RunExists, JobNotFound, ArtifactNameError,
     RequestTooLarge, SourceError, DecodeError, ProcessorError, StoreError, JobLockedError, ArtifactNotFound,
-    ArtifactTooLarge, ArtifactStoreError, ProtocolError, TrainingError,
+    ArtifactTooLarge, ArtifactStoreError, ProtocolError, TrainingError, PipelineError,
 )}
 
 
