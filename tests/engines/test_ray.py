@@ -181,3 +181,15 @@ def test_an_unreachable_address_is_a_config_error_naming_it(tmp_path: Path) -> N
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 2, stderr.decode()
     assert re.search(r"engine.ray.address: cannot connect to Ray at '127.0.0.1:9'", stderr.decode())
+
+
+def test_ray_runs_beside_mediapipe_in_one_environment() -> None:
+    """tidal[ray] beside tidal[pose]: one protobuf both accept (the ray extra keeps it below 5)."""
+    pytest.importorskip("mediapipe", reason="needs tidal[pose] installed beside tidal[ray]")
+    code = ("import mediapipe, google.protobuf, ray, ray.data, ray.serve;"
+            " from mediapipe.framework.formats import landmark_pb2;"
+            " print(google.protobuf.__version__, landmark_pb2.NormalizedLandmark(x=0.5).x)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    protobuf, value = done.stdout.split()
+    assert int(protobuf.split(".")[0]) < 5 and float(value) == 0.5
