@@ -193,3 +193,17 @@ def test_ray_runs_beside_mediapipe_in_one_environment() -> None:
     assert done.returncode == 0, done.stderr
     protobuf, value = done.stdout.split()
     assert int(protobuf.split(".")[0]) < 5 and float(value) == 0.5
+
+
+def test_command_line_options_keep_the_configs_ray_settings(tmp_path: Path) -> None:
+    from tidal.cli.map import _engine_override
+
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps({"source": {"tidal.sources.Range": {"n": 4}},
+                                  "processor": {"tidal.processors.NoOp": {}},
+                                  "engine": {"ray": {"num_cpus": 0.5, "address": "auto"}}}))
+    override = _engine_override(config, "ray", 3, "ray://head:10001")
+    assert override == {"engine": {"ray": {"num_cpus": 0.5, "concurrency": 3, "address": "ray://head:10001"}}}
+    [job] = load_config(config, override)
+    assert (job.engine.target, job.engine.kwargs["address"]) == ("tidal.engines.ray.RayEngine", "ray://head:10001")
+    assert _engine_override(config, "local", 2, None) == {"engine": {"local": {"workers": 2}}}
