@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tidal.errors import ConfigError
 from tidal.processors.region import repeating_region
 from tidal.processors.repetitions import (
     LANDMARK_COUNT,
@@ -92,16 +93,16 @@ def test_the_repeating_region_is_where_the_person_is(
     def depths_of(features: np.ndarray) -> np.ndarray:
         return match_frames(features, clip.fps).depths
 
-    region = repeating_region(clip.frames, float(depths_of(pixel_features(clip.frames)).mean()), depths_of)
+    region, best = repeating_region(clip.frames, float(depths_of(pixel_features(clip.frames)).mean()), depths_of)
     person_right_edge = 122 * clip.frames.shape[2] / 632
-    assert region is not None and region.right <= person_right_edge + 4 and region.score > 0.5
+    assert region is not None and region.right <= person_right_edge + 4 and region.score == best > 0.5
 
 
 def test_a_still_region_is_never_chosen(encode: Callable[..., Clip], reach: np.ndarray) -> None:
     """The whole frame repeats here: no window is chosen, the count is the whole frame's."""
     clip = encode(ping_pong(reach, [1.0] * 3))
-    region = repeating_region(clip.frames, 0.9, lambda features: match_frames(features, clip.fps).depths)
-    assert region is None
+    region, best = repeating_region(clip.frames, 0.9, lambda features: match_frames(features, clip.fps).depths)
+    assert region is None and best == 0.9
 
 
 def test_pose_features_do_not_count_where_no_body_is(encode: Callable[..., Clip], bikes_mp4: Path) -> None:
@@ -138,7 +139,5 @@ def test_a_body_whose_trunk_is_not_seen_is_no_body() -> None:
 
 
 def test_region_must_be_auto_or_frame() -> None:
-    from tidal.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="region must be 'auto'.* or 'frame'"):
+    with pytest.raises(ConfigError, match=r"region must be 'auto'.* or 'frame'"):
         RepetitionCounter(region="person")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ like motion.
 
 Example::
 
-    region = repeating_region(clip.frames, clip.fps)
+    region, best_score = repeating_region(clip.frames, whole_frame_score, depths_of)
     frames = region.crop(clip.frames) if region else clip.frames
 """
 
@@ -71,28 +71,30 @@ class Region:
 
 def repeating_region(
     frames: NDArray[np.uint8], whole_frame_score: float, depths_of: Matcher
-) -> Region | None:
-    """The window of ``frames`` to count in; None when the whole frame is the best choice.
+) -> tuple[Region | None, float]:
+    """The window of ``frames`` to count in (None when the whole frame is the best choice),
+    and the best score of any window or of the whole frame.
 
     ``whole_frame_score`` is the whole frame's score; ``depths_of`` turns ``(T, D)`` window
     features into per-frame match depths (the counter's own matching, so that the search and
-    the count agree on what repeating means).
+    the count agree on what repeating means). The best score is evidence too when no window
+    is chosen: a part of the frame that nearly repeats makes a count of 0 less sure.
     """
     if whole_frame_score >= _WHOLE_FRAME_SHARE:  # no window can do much better: spare the search
-        return None
+        return None, whole_frame_score
     blocks, block = _block_greys(frames)
     if blocks is None:
-        return None
+        return None, whole_frame_score
     candidates = [
         Region(row * block, column * block, (row + size) * block, (column + size) * block, score)
         for size, row, column, score in _window_scores(blocks, depths_of)
     ]
     best = max([whole_frame_score, *(candidate.score for candidate in candidates)])
     if best < _MIN_SCORE or whole_frame_score >= _WHOLE_FRAME_SHARE * best:
-        return None
+        return None, best
     good = [candidate for candidate in candidates if candidate.score >= _NEARLY_AS_GOOD * best]
     chosen = max(good, key=lambda region: (region.area(), region.score))
-    return _spread(chosen, [candidate for candidate in candidates if candidate.score >= _PART_OF_IT * best])
+    return _spread(chosen, [candidate for candidate in candidates if candidate.score >= _PART_OF_IT * best]), best
 
 
 def _spread(chosen: Region, repeating: list[Region]) -> Region:

@@ -1,22 +1,32 @@
-"""Class-agnostic repetition counting over a whole video, in the spirit of RepNet.
+"""Repetition counting over a whole video, in the spirit of RepNet, that counts people, not pixels.
 
 Whatever repeats (press-ups, a swing, a machine), one repetition brings the video back to
 where it was. The counter finds, for every frame, the frame one repetition later, and counts
 the hops from match to match:
 
+0. **Where to look** (``region="auto"``, the default): when the frame as a whole does not
+   come back (a street goes by behind the person, someone walks past), the window of the
+   frame that repeats most clearly is used instead (:mod:`tidal.processors.region`); with
+   ``features="pose"`` the body is looked for in a frame-high window around it, so a person
+   elsewhere in the frame is not tracked instead.
 1. **Features per frame**: by default the frame in grey, shrunk to about 32 px wide, with its
    mean removed and its norm set to 1 (so a change of light is not motion); with
    ``features="pose"``, MediaPipe's body landmarks (``tidal[pose]``) centred on the hips and
-   measured in torso lengths, so that only the body's motion counts.
+   measured in torso lengths, so that only the body's motion counts. Frames where no trunk
+   (shoulders and hips) is seen for more than a quarter of a second match nothing, and a
+   video where a body is seen in less than half the frames counts 0: motion without a body
+   (a hand, a pendulum) is not a person's repetition.
 2. **Temporal self-similarity**, in the band that matters: the distance from each frame to
    the frames up to ``max_period`` later, averaged over a few frames along the diagonal so
    that a motion and its reverse (the way down and the way back up) do not match.
 3. **The local period**: the same distances averaged over one lag's worth of frames around
    each frame, then the first valley over lags that is about as deep as the deepest (valleys
-   at 2 or 3 periods are the same match again). Averaging over a stretch is what makes it
-   robust: at the true period every frame of the stretch matches at once, while chance
-   likenesses (a pose seen on the way down and on the way up) come at lags that change
-   from frame to frame and do not add up.
+   at 2 or 3 periods are the same match again), or a shorter clear valley when it is a
+   consistent step of it (two short hops land where the long one does): a video looping
+   after two repetitions counts two per loop, and paces alternating by up to ~1.3x are
+   counted one by one. Averaging over a stretch is what makes it robust: at the true period
+   every frame of the stretch matches at once, while chance likenesses come at lags that
+   change from frame to frame and do not add up.
 4. **Each frame's match**: the valley of its own distances nearest to the local period.
 5. **Counting by hops**: from the first periodic frame hop to its match, start again from
    the best-matched frame near the landing, and so on; each hop is one repetition. A hop
@@ -24,13 +34,17 @@ the hops from match to match:
    down or speed up (up to 1.8x from one to the next) the count does not drift, as one from
    an average period would. Frames between hops get fractional counts, the unfinished last
    repetition counts by the share of a period that still matched, and the total is rounded.
+6. **A calibrated confidence**: how likely the count is exact (see :func:`confidence`); a 0
+   is sure when nothing in the video matched, and a count is sure when its hops matched
+   deeply, covered the video, kept their length and ended near a whole number.
 
-Limits, measured on ping-pong videos made of real footage (the tests): the count is exact for
-steady, gradually changing and step-changing paces; repetitions that alternate between very
-different paces (2.5x) are counted in pairs; a motion whose two halves look alike (out and
-back to a similar pose) may be counted twice per repetition; a motion that never returns to
-the same look (a pan, a walk through the scene) counts 0; a single repetition is not told
-from chance likeness and counts 0. The period must be within ``min_period`` to ``max_period``.
+Measured on 43 videos made of real footage (``bench/repetitions.py``; their making and
+labels: ``bench/repetition_set.py``). Limits: a person smaller than about a third of the
+frame's height is missed by pose estimation and often by pixels at 112 px; repetitions that
+alternate between very different paces (2.5x) are counted in pairs; loops of three or more
+repetitions count the loop; a motion whose two halves look alike may be counted twice per
+repetition; a motion that never returns to the same look (a pan, a walk) counts 0, and so
+does a single repetition. The period must be within ``min_period`` to ``max_period``.
 
 Example::
 
@@ -105,7 +119,12 @@ class RepetitionCounter(Processor):
     :class:`~tidal.sources.clips.VideoClips` or :func:`~tidal.sources.clips.decode_clip`).
     Each result is ``{"count": int, "counts": [cumulative count per frame], "period":
     [seconds per frame, None where nothing repeats], "confidence": 0-1, "fps": float}``.
-    ``features="pose"`` needs ``tidal[pose]`` and frames at least 256 px on their longer side.
+    ``features="pose"`` counts people only: it needs ``tidal[pose]`` and frames at least 256
+    px on their longer side (360 or more recommended; a person should be at least ~150 px
+    tall). ``region="auto"`` looks where something repeats when the whole frame does not;
+    ``"frame"`` always compares whole frames (the counter before the search, and faster).
+    The confidence is the likelihood that ``count`` is exact: at 0.8 or more it was exact on
+    every such video of the evaluation set.
 
     Example, in a job config::
 
@@ -150,10 +169,11 @@ class RepetitionCounter(Processor):
         """Count the repetitions of one decoded video (``name`` is used in errors)."""
         features, pixel_repetition = self._features(clip, name)
         result = count_repetitions(features, clip.fps, self.min_period, self.max_period, self.features)
-        if self.features == "pose" and result["count"] == 0 and _body_share(features) == 0:
-            # no body to count, yet the pixels may repeat: a person too small to be seen
-            # (or a pendulum) -- a 0 is then only as sure as the pixels are still
-            result["confidence"] = round(min(result["confidence"], 1.0 - pixel_repetition), 4)
+        if result["count"] == 0:
+            # the pixels may repeat where nothing was counted: a person too small to be seen,
+            # a part of the frame that nearly repeats (or, for poses, a pendulum): a 0 is then
+            # only as sure as the pixels are still
+            result["confidence"] = round(max(0.0, min(result["confidence"], 1.0 - _STRAY_WEIGHT * pixel_repetition)), 4)
         return result
 
     def frame_features(self, clip: Clip, name: str = "video") -> FloatArray:
@@ -178,7 +198,8 @@ class RepetitionCounter(Processor):
 
     def looked_at(self, clip: Clip) -> tuple[NDArray[np.uint8], float]:
         """The frames cut to the window where something repeats (``region="auto"``), else
-        whole, and how clearly their pixels repeat (the mean depth of each frame's match).
+        whole, and how clearly the pixels repeat at best (the mean depth of each frame's
+        match, in the whole frame or in the window that repeats most clearly).
 
         Poses are found in a window as tall as the frame around it (``_BODY_ASPECT`` times as
         wide): the moving part may be a limb, and the body it belongs to must be seen whole,
@@ -188,9 +209,9 @@ class RepetitionCounter(Processor):
             return match_frames(features, clip.fps, self.min_period, self.max_period).depths
 
         whole = float(depths_of(pixel_features(clip.frames)).mean())
-        found = repeating_region(clip.frames, whole, depths_of) if self.region == "auto" else None
+        found, best = repeating_region(clip.frames, whole, depths_of) if self.region == "auto" else (None, whole)
         if found is None:
-            return clip.frames, whole
+            return clip.frames, best
         if self.features == "pose":
             height, width = clip.frames.shape[1:3]
             found = found.standing_box(height, width, _BODY_ASPECT)
