@@ -2,8 +2,9 @@
 
 Prints, side by side:
 
-1. overhead: a no-op processor over a tenth of ``--overhead-items`` items, then all of them;
-   the fixed startup (seconds) and the cost per item (µs, the slope between the two) of the local
+1. overhead: a no-op processor over ``--overhead-items`` items (µs per item, startup included),
+   and over a tenth of them: the fixed startup (seconds) and the cost per item (µs, the slope
+   between the two runs; Ray Data's startup varies by more than its per-item cost) of the local
    engine (process pool), the Ray engine and Ray Data's ``map_batches`` (a function, so Ray
    fuses it with the read: its cheapest form), the same batch size for all;
 2. the same work (``--micros`` of CPU per item, ``--items`` items): seconds for each, and the
@@ -207,13 +208,15 @@ def main() -> int:
         ray_data_seconds(1000, 0.0)  # Ray Data's first run starts its own machinery
         n, work = args.overhead_items, args.items
         print(f"local Ray {ray.__version__}, {WORKERS} CPUs; batch {BATCH}, {PER_PARTITION} items per partition")
-        print(f"{'':32s} {'startup s':>10s} {'overhead µs/item':>17s} {f'{work} items x {args.micros:g} µs, s':>24s}")
+        print(f"{'no-op processor:':32s} {f'µs/item, {n} items':>19s} {'startup s':>10s} {'slope µs/item':>14s}"
+              f" {f'{work} items x {args.micros:g} µs, s':>24s}")
         timings = {}
         for name, run in engines.items():
             small, large = run(n // 10, 0.0), run(n, 0.0)
-            per_item = (large - small) / (n - n // 10)  # the slope: without the fixed startup
+            per_item = (large - small) / (n - n // 10)  # without the fixed startup (noisy where startup varies)
             timings[name] = run(work, args.micros)
-            print(f"{name:32s} {small - per_item * (n // 10):10.2f} {per_item * 1e6:17.1f} {timings[name]:24.2f}")
+            print(f"{name:32s} {large / n * 1e6:19.1f} {small - per_item * (n // 10):10.2f} {per_item * 1e6:14.1f}"
+                  f" {timings[name]:24.2f}")
         ratio = timings[f"tidal Ray engine, {WORKERS} actors"] / timings["Ray Data map_batches"]
         print(f"tidal Ray engine / Ray Data: {ratio:.2f}x (goal ≤ {GOAL}x): {'met' if ratio <= GOAL else 'NOT met'}")
         with tempfile.TemporaryDirectory() as folder:
