@@ -89,6 +89,7 @@ class DominantColors(Processor):
     """
 
     batch_size = 16
+    json_input = False  # served, it takes images and videos, never JSON values (a 422 from the front)
 
     def __init__(self, k: int = 5, method: Method = "fast", seed: int = 0) -> None:
         """Check the arguments now: a bad config fails when loaded, not inside a worker."""

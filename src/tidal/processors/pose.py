@@ -69,6 +69,7 @@ class PoseKeypoints(Processor):
     """
 
     batch_size = 16
+    json_input = False  # served, it takes images and videos, never JSON values (a 422 from the front)
     # what a result holds, for pipeline configs (``where: "complete"``) checked before any work
     fields: ClassVar[dict[str, type]] = {"landmarks": list, "world_landmarks": list, "detected": bool, "complete": bool}
 
