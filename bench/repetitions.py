@@ -15,7 +15,9 @@ counted within one of the truth), and exact; and the confidence's calibration: h
 counts at confidence 0.8 or more are wrong. Pixel features are scored against every
 repetition (``motion``), pose features against a person's only (``count``): a pendulum is a
 repetition to the one and nothing to the other. Each configuration is a row, side by side:
-the counter as it was (whole frame), and as it is (``region="auto"``).
+whole frames (``region="frame"``, as the counter compared them before) and ``region="auto"``.
+Pose rows decode the videos at their own size (scaled up to 360 px when smaller than pose
+estimation needs); ``--all`` adds pose features on whole frames (slow).
 
 **Speed**: the clip is a ping-pong video of real footage (a clip played forward and back
 once per repetition, paces from 0.6x to 1.5x; see ``ping_pong_indexes``), built in memory from

@@ -123,8 +123,9 @@ class RepetitionCounter(Processor):
     px on their longer side (360 or more recommended; a person should be at least ~150 px
     tall). ``region="auto"`` looks where something repeats when the whole frame does not;
     ``"frame"`` always compares whole frames (the counter before the search, and faster).
-    The confidence is the likelihood that ``count`` is exact: at 0.8 or more it was exact on
-    every such video of the evaluation set.
+    The confidence is the likelihood that ``count`` is exact: with ``region="auto"``, every
+    count at 0.8 or more was exact on the evaluation set (36 of 43 videos with pixels, 25
+    with poses); with ``"frame"`` a 0 cannot see a small repeating part and is overconfident.
 
     Example, in a job config::
 
