@@ -38,3 +38,31 @@ def _place(name: str, upstreams: dict[str, str | None], ordered: list[str], path
     if upstream is not None:
         _place(upstream, upstreams, ordered, [*path, name])
     ordered.append(name)
+
+
+def layout(upstreams: dict[str, str | None]) -> dict[str, tuple[int, int]]:
+    """Where to draw each step: ``(column, row)``, a step's column one right of the step it reads.
+
+    Rows follow a depth-first walk, so a step's first reader sits on its row and the others below
+    (a forest of trees never crosses its edges). ``upstreams`` must be ordered (:func:`order_steps`).
+
+    >>> layout({"frames": None, "pose": "frames", "video": "pose", "faces": "frames"})
+    {'frames': (0, 0), 'pose': (1, 0), 'video': (2, 0), 'faces': (1, 1)}
+    """
+    readers: dict[str | None, list[str]] = {}
+    for name, upstream in upstreams.items():
+        readers.setdefault(upstream, []).append(name)
+    places: dict[str, tuple[int, int]] = {}
+    rows = [0]  # the next free row, shared by the walk
+
+    def place(name: str, column: int) -> None:
+        places[name] = (column, rows[0])
+        children = readers.get(name, [])
+        for child in children:
+            place(child, column + 1)
+        if not children:
+            rows[0] += 1
+
+    for root in readers.get(None, []):
+        place(root, 0)
+    return places

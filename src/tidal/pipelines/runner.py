@@ -32,6 +32,7 @@ from tidal.jobs.runner import run_job
 from tidal.pipelines.config import PipelineConfig, Step
 from tidal.pipelines.environment import Environment
 from tidal.pipelines.identity import code_identity
+from tidal.pipelines.record import PIPELINES_PROJECT, PipelineRecord
 from tidal.pipelines.state import REDUCE_PARTITION, StepState, incomplete, job_name, judge, step_states
 from tidal.processors.host import describe_error, encode_json
 from tidal.settings import home
@@ -40,8 +41,6 @@ from tidal.sources.results import StepResults, partition_rows, store_address
 from tidal.status import ItemStatus, JobStatus, PartitionStatus
 from tidal.tracking.store import Store
 from tidal.tracking.stores import open_store
-
-PIPELINES_PROJECT = "pipelines"
 
 
 @dataclass
@@ -61,6 +60,7 @@ class StepReport:
 @dataclass
 class PipelineReport:
     steps: list[StepReport] = field(default_factory=list)
+    run_id: str | None = None  # the pipeline's run (the dashboard's /pipelines/RUN_ID)
 
     @property
     def exit_code(self) -> int:
@@ -99,20 +99,28 @@ class _Run:
                              for name, step in pipeline.steps.items() if step.env is not None}
 
     def all(self) -> PipelineReport:
-        report = PipelineReport()
         states = step_states(self.pipeline, self.store, self.forced, self.environments)
-        for state in states.values():
-            if state.step.kind == "source":
-                continue
-            upstream = states.get(state.step.upstream or "")
-            if upstream is not None and upstream.step.kind != "source":
-                judge(upstream, self.store)  # its partitions as they are now, after it ran
-            report.steps.append(self._step(state, upstream))
+        record = PipelineRecord.start(self.pipeline, self.store, states, self.forced)
+        report = PipelineReport(run_id=record.run_id)
+        try:
+            for state in states.values():
+                if state.step.kind == "source":
+                    continue
+                if not state.cached:
+                    record.step_started(state.name)
+                report.steps.append(self._step(state, states.get(state.step.upstream or "")))
+                record.step_finished(report.steps[-1])
+        except BaseException as error:
+            record.finish(None, error)
+            raise
+        record.finish(report)
         return report
 
     def _step(self, state: StepState, upstream: StepState | None) -> StepReport:
         if state.cached:
             return StepReport(state.name, state.job_id, "cached", [])
+        if upstream is not None and upstream.step.kind != "source":
+            judge(upstream, self.store)  # its partitions as they are now, after it ran
         started = time.monotonic()
         if state.step.kind == "reduce":
             assert upstream is not None
