@@ -7,6 +7,8 @@
 | batch_size | - | 16 | items per ``process`` call when a processor declares none |
 | segment_frames | - | 256 | a video is cut at keyframes into segments of at least this many frames |
 | images_per_partition | - | 64 | images per partition for the ``Images`` source |
+| MEDIA_RANGE_BYTES | - | 1 MiB | a video in an object store is fetched in ranges this big while a segment decodes (a seek wastes at most one) |
+| MEDIA_STREAM_BYTES | - | 8 MiB | an object read through (a video listed, a tar shard, a clip, an image) is fetched in ranges this big |
 | inflight_per_worker | - | 2 | partitions queued ahead per worker (bounds memory) |
 | ray_batches_ahead | - | 4 | batches a Ray worker may produce before the driver collects them (bounds the object store) |
 | tracking_uri | ``TIDAL_TRACKING_URI`` | embedded | ``sqlite:///...``, ``postgresql://...``, ``http(s)://`` |
@@ -30,6 +32,8 @@ from tidal.errors import ConfigError
 DEFAULT_BATCH_SIZE = 16
 SEGMENT_FRAMES = 256
 IMAGES_PER_PARTITION = 64
+MEDIA_RANGE_BYTES = 1 << 20  # S3 answers a range in ~20 ms: 1 MiB keeps the wait below the transfer
+MEDIA_STREAM_BYTES = 8 << 20
 INFLIGHT_PER_WORKER = 2
 RAY_BATCHES_AHEAD = 4
 DB_FILENAME = "tidal.db"

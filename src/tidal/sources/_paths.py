@@ -1,9 +1,14 @@
 """What the sources share: expanding ``paths`` options, file fingerprints, frame geometry.
 
 ``paths`` is a file, a folder (searched recursively for the source's extensions), a glob
-(``**`` supported) or ``pkg://<package>/<path or glob>`` (inside the folder of an installed
-top-level package, found without importing it), or a list of those. Keys carry a fingerprint
-of the file's content, so a file replaced by another is not taken for done.
+(``**`` supported), ``pkg://<package>/<path or glob>`` (inside the folder of an installed
+top-level package, found without importing it), an object store URL (``s3://bucket/a/*.jpg``,
+a prefix or one object; see :mod:`tidal.sources._objects`), or a list of those. Keys carry a
+fingerprint of the file's content, so a file replaced by another is not taken for done.
+
+A file's *location* is its absolute path (as it always was: keys and partition ids of local
+files do not change) or its URL; a partition carries the location, so a worker on another
+machine reads the same object.
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ import glob
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import numpy as np
 
 from tidal.errors import ConfigError, DecodeError, SourceError
+from tidal.settings import MEDIA_RANGE_BYTES, MEDIA_STREAM_BYTES
+from tidal.sources._objects import ObjectReader, is_url, list_objects, open_object
 
 PACKAGE_PREFIX = "pkg://"
 FINGERPRINT_CHUNK = 64 * 1024
@@ -29,6 +39,95 @@ GLOB_CHARACTERS = "*?["
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+Readable = str | ObjectReader
+"""What :func:`opened` gives: a local path (opened natively by PyAV and tarfile) or an object."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """One file named by ``paths``: its location (absolute path or URL) and fingerprint.
+
+    ``fingerprint`` is None for a local file that cannot be read; ``error`` then says why, and
+    each source decides whether that fails the listing or only that file.
+    """
+
+    location: str
+    fingerprint: str | None
+    error: str | None = None
+
+    def checked_fingerprint(self) -> str:
+        """The fingerprint; a SourceError saying why when the file cannot be read."""
+        if self.fingerprint is None:
+            raise SourceError(self.error or f"cannot read {self.location}")
+        return self.fingerprint
+
+
+def list_media(paths: str | list[str], extensions: tuple[str, ...], endpoint: str | None = None) -> list[MediaFile]:
+    """Every file named by ``paths`` with its fingerprint, sorted by location, deduplicated.
+
+    Local files are fingerprinted on a few threads; objects from their listing (nothing is read).
+    ``endpoint`` is the S3 endpoint of the process that built the source. Raise SourceError for
+    an entry that names nothing or a bucket that cannot be listed, before any work.
+
+    Example::
+
+        list_media(["videos/*.mp4", "s3://datasets/clips/**/*.mp4"], ("mp4",))
+    """
+    entries = [paths] if isinstance(paths, str) else list(paths)
+    if not entries:
+        raise SourceError("paths is empty; give a file, a folder, a glob or a list of those")
+    local = [entry for entry in entries if not is_url(entry)]
+    found = {file.location: file for file in map_files(_local_media, expand_paths(local, extensions) if local else [])}
+    for entry in entries:
+        if is_url(entry):
+            listed = list_objects(entry, extensions, endpoint, fingerprint_file)
+            found.update((url, MediaFile(url, digest)) for url, digest in listed.items())
+    return sorted(found.values(), key=lambda file: file.location)
+
+
+def _local_media(path: Path) -> MediaFile:
+    try:
+        return MediaFile(str(path), fingerprint(path))
+    except SourceError as error:
+        return MediaFile(str(path), None, str(error))
+
+
+@contextmanager
+def opened(location: str, expected: str | None, endpoint: str | None, ranged: bool = False) -> Iterator[Readable]:
+    """``location`` ready to read, after checking it is still the file listed (``expected``;
+    None skips the check): a local path as it is, an object as a seekable :class:`ObjectReader`.
+
+    ``ranged``: the reader jumps to a part (a video segment), so the object is fetched in small
+    ranges; else it is read through, in large ones. Raise DecodeError naming the location when
+    it is gone, changed or unreadable.
+    """
+    if not is_url(location):
+        if expected is not None:
+            check_unchanged(location, expected)
+        yield location
+        return
+    block_size = MEDIA_RANGE_BYTES if ranged else MEDIA_STREAM_BYTES
+    with open_object(location, expected, endpoint, block_size, fingerprint_file) as reader:
+        yield reader
+
+
+def read_content(location: str, expected: str, endpoint: str | None) -> bytes:
+    """The whole content of the file listed with fingerprint ``expected``.
+
+    Raise DecodeError naming it when it cannot be read or is no longer the file listed.
+    """
+    if is_url(location):
+        with opened(location, expected, endpoint) as reader:
+            assert isinstance(reader, ObjectReader)
+            return reader.read()
+    try:
+        content = Path(location).read_bytes()
+    except OSError as error:
+        raise DecodeError(f"cannot read {location}: {error.strerror or error}") from error
+    if fingerprint_bytes(content) != expected:
+        raise DecodeError(f"{location} changed since the job listed it; run the job again to list it anew")
+    return content
 
 
 def expand_paths(paths: str | list[str], extensions: tuple[str, ...]) -> list[Path]:
@@ -121,15 +220,19 @@ def fingerprint(path: str | Path) -> str:
     """
     try:
         with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            samples = []
-            for offset in _sample_offsets(size):
-                file.seek(offset)
-                samples.append(file.read(FINGERPRINT_CHUNK))
+            return fingerprint_file(file, os.fstat(file.fileno()).st_size)
     except OSError as error:
         raise SourceError(
             f"cannot read {path}: {error.strerror or error}; check it exists and is readable"
         ) from error
+
+
+def fingerprint_file(file: IO[bytes], size: int) -> str:
+    """:func:`fingerprint` of an open, seekable file of ``size`` bytes (reads five samples)."""
+    samples = []
+    for offset in _sample_offsets(size):
+        file.seek(offset)
+        samples.append(file.read(FINGERPRINT_CHUNK))
     return _digest(size, samples)
 
 
@@ -166,6 +269,24 @@ def map_files(function: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(LISTING_THREADS, len(items))) as pool:
         return list(pool.map(function, items))
+
+
+def prefetched(function: Callable[[_T], _R], items: Iterable[_T], ahead: int = LISTING_THREADS) -> Iterator[_R]:
+    """``function(item)`` for each item, in order, computed up to ``ahead`` items in advance on
+    threads: fetching objects one by one would wait a round trip each; at most ``ahead``
+    results are held, however large the files."""
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
+        pending: deque[Future[_R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def check_geometry(width: int | None, height: int | None, rotate: int) -> None:

@@ -30,12 +30,13 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
-from tidal.errors import ConfigError, DecodeError, SourceError
-from tidal.sources._paths import check_geometry, check_unchanged, expand_paths, fingerprint, map_files, scaled_size
+from tidal.errors import ConfigError, DecodeError
+from tidal.settings import s3_endpoint_url
+from tidal.sources._paths import MediaFile, check_geometry, list_media, opened, scaled_size
 from tidal.sources.base import Item, ItemFailure, Partition, Source
 from tidal.sources.video import REENCODE_HINT, VIDEO_EXTENSIONS, FrameCount, _slotter
 
-VideoInput = str | os.PathLike[str] | bytes | BinaryIO
+VideoInput = str | os.PathLike[str] | bytes | BinaryIO | io.RawIOBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,8 @@ class VideoClips(Source):
     keeps the full size, which costs memory), ``fps`` keeps the first frame of every ``1/fps``
     seconds (like :class:`~tidal.sources.video.VideoFrames`), ``max_frames`` the first ones.
     Keys are ``path@fingerprint``; ``meta`` is ``{"path", "frames", "fps"}``. A file that
-    cannot be decoded, or stops early, becomes a failed item and the job goes on.
+    cannot be decoded, or stops early, becomes a failed item and the job goes on. Videos in an
+    object store (``s3://bucket/uploads/*.mp4``) are read through once, as they decode.
 
     Example::
 
@@ -81,11 +83,11 @@ class VideoClips(Source):
         self.height = height
         self.fps = fps
         self.max_frames = max_frames
+        self._endpoint = s3_endpoint_url()  # travels to workers with the source
 
     def partitions(self) -> list[Partition]:
         """One partition per file, listed with a fingerprint only (nothing is decoded)."""
-        files = [str(path) for path in expand_paths(self.paths, VIDEO_EXTENSIONS)]
-        return map_files(_partition, files)
+        return [_partition(file) for file in list_media(self.paths, VIDEO_EXTENSIONS, self._endpoint)]
 
     def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
         """Decode the whole file; a file that cannot be decoded is one failed item."""
@@ -94,21 +96,18 @@ class VideoClips(Source):
         if digest is None:
             yield ItemFailure(key, f"cannot read {path}; check it exists and is readable", {"path": path})
             return
-        check_unchanged(path, digest)
-        try:
-            clip = decode_clip(path, self.width, self.height, self.fps, self.max_frames)
-        except DecodeError as error:
-            yield ItemFailure(key, str(error), {"path": path})
-            return
+        with opened(path, digest, self._endpoint) as readable:  # a changed file fails the partition
+            try:
+                clip = decode_clip(readable, self.width, self.height, self.fps, self.max_frames)
+            except DecodeError as error:
+                yield ItemFailure(key, str(error), {"path": path})
+                return
         yield Item(key, clip, {"path": path, "frames": len(clip), "fps": clip.fps})
 
 
-def _partition(path: str) -> Partition:
-    try:
-        digest: str | None = fingerprint(path)
-    except SourceError:
-        digest = None  # reported as a failed item by read(), so the job goes on
-    return Partition(f"{path}@{digest or 'unreadable'}", 1, (path, digest))
+def _partition(file: MediaFile) -> Partition:
+    # an unreadable file (no fingerprint) is reported as a failed item by read(): the job goes on
+    return Partition(f"{file.location}@{file.fingerprint or 'unreadable'}", 1, (file.location, file.fingerprint))
 
 
 def decode_clip(
@@ -132,9 +131,9 @@ def decode_clip(
     name = _name(video)
     if isinstance(video, bytes) and not video:
         raise DecodeError("the uploaded video is empty (0 bytes); send the video file's content")
-    opened = io.BytesIO(video) if isinstance(video, bytes) else video
+    given = io.BytesIO(video) if isinstance(video, bytes) else video
     try:
-        with av.open(opened, mode="r") as container:
+        with av.open(given, mode="r") as container:
             return _decode(container, name, (width, height), fps, max_frames)
     except av.FFmpegError as error:
         raise DecodeError(

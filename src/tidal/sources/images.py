@@ -5,20 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tidal.errors import ConfigError, DecodeError
-from tidal.settings import IMAGES_PER_PARTITION
+from tidal.settings import IMAGES_PER_PARTITION, s3_endpoint_url
 from tidal.sources._paths import (
     check_geometry,
-    expand_paths,
-    fingerprint,
-    fingerprint_bytes,
-    map_files,
+    list_media,
+    prefetched,
+    read_content,
     rotate_picture,
     scaled_size,
 )
@@ -28,7 +26,8 @@ IMAGE_EXTENSIONS = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"]
 
 
 class Images(Source):
-    """Image files (jpg, png, bmp, webp, tif) as ``HxWx3`` uint8 RGB arrays.
+    """Image files (jpg, png, bmp, webp, tif) as ``HxWx3`` uint8 RGB arrays, from disk or an
+    object store (``s3://bucket/photos/*.jpg``; fetched a few ahead while decoding).
 
     ``width``/``height`` scale each image (one of them alone keeps the aspect ratio; JPEGs
     are decoded at a reduced size first when that is enough), ``rotate`` turns it clockwise.
@@ -54,11 +53,12 @@ class Images(Source):
         self.height = height
         self.rotate = rotate
         self.per_partition = per_partition
+        self._endpoint = s3_endpoint_url()  # travels to workers with the source
 
     def partitions(self) -> list[Partition]:
         """The files in sorted order, ``per_partition`` to a partition."""
-        files = expand_paths(self.paths, tuple(IMAGE_EXTENSIONS))
-        entries = list(zip(map(str, files), map_files(fingerprint, files), strict=True))
+        files = list_media(self.paths, tuple(IMAGE_EXTENSIONS), self._endpoint)
+        entries = [(file.location, file.checked_fingerprint()) for file in files]
         chunks = [
             tuple(entries[start : start + self.per_partition])
             for start in range(0, len(entries), self.per_partition)
@@ -67,18 +67,20 @@ class Images(Source):
 
     def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
         """Decode each file of the partition; a file that is no image yields an ItemFailure."""
-        for path, expected in partition.payload:
-            yield self._read_file(path, expected)
+        fetched = prefetched(self._fetch, partition.payload)
+        for (path, expected), content in zip(partition.payload, fetched, strict=True):
+            yield self._decode(path, expected, content)
 
-    def _read_file(self, path: str, expected: str) -> Item | ItemFailure:
-        key, meta = f"{path}@{expected}", {"path": path}
+    def _fetch(self, entry: tuple[str, str]) -> bytes | DecodeError:
         try:
-            content = Path(path).read_bytes()
-        except OSError as error:
-            return ItemFailure(key, f"cannot read {path}: {error.strerror or error}", meta)
-        if fingerprint_bytes(content) != expected:
-            reason = f"{path} changed since the job listed it; run the job again to list it anew"
-            return ItemFailure(key, reason, meta)
+            return read_content(*entry, self._endpoint)
+        except DecodeError as error:
+            return error
+
+    def _decode(self, path: str, expected: str, content: bytes | DecodeError) -> Item | ItemFailure:
+        key, meta = f"{path}@{expected}", {"path": path}
+        if isinstance(content, DecodeError):
+            return ItemFailure(key, str(content), meta)
         try:
             picture = decode_image(content, path, self.width, self.height, self.rotate)
         except DecodeError as error:

@@ -10,13 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import IO, Literal
 
 from tidal.errors import DecodeError
-from tidal.sources._paths import (
-    check_geometry,
-    check_unchanged,
-    expand_paths,
-    fingerprint,
-    map_files,
-)
+from tidal.settings import s3_endpoint_url
+from tidal.sources._paths import Readable, check_geometry, list_media, opened
 from tidal.sources.base import Item, ItemFailure, Partition, Source
 from tidal.sources.images import IMAGE_EXTENSIONS, decode_image
 
@@ -53,7 +48,8 @@ class _CheckedHeader(tarfile.TarInfo):
 class TarShards(Source):
     """Image members of tar files (``.tar``, ``.tar.gz``, ``.tar.bz2``, ``.tar.xz``), one
     partition per shard. Members whose name ends in one of ``extensions`` are decoded like
-    :class:`~tidal.sources.images.Images`; the others are skipped.
+    :class:`~tidal.sources.images.Images`; the others are skipped. Shards in an object store
+    (``s3://bucket/shards/*.tar``) are streamed from it the same way.
 
     Example::
 
@@ -74,23 +70,22 @@ class TarShards(Source):
         self.height = height
         self.rotate = rotate
         self.extensions = [extension.lower().lstrip(".") for extension in extensions]
+        self._endpoint = s3_endpoint_url()  # travels to workers with the source
 
     def partitions(self) -> list[Partition]:
         """One partition per shard; its size is unknown until it is read."""
-        shards = [str(path) for path in expand_paths(self.paths, TAR_EXTENSIONS)]
-        digests = map_files(fingerprint, shards)
+        shards = list_media(self.paths, TAR_EXTENSIONS, self._endpoint)
         return [
-            Partition(id=f"{shard}@{digest}", size=None, payload=(shard, digest))
-            for shard, digest in zip(shards, digests, strict=True)
+            Partition(id=f"{shard.location}@{digest}", size=None, payload=(shard.location, digest))
+            for shard, digest in ((shard, shard.checked_fingerprint()) for shard in shards)
         ]
 
     def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
         """Stream the shard's members in archive order, decoding the images among them."""
         shard, digest = partition.payload
-        check_unchanged(shard, digest)
         seen: Counter[str] = Counter()
         try:
-            with tarfile.open(shard, mode="r|*", tarinfo=_CheckedHeader) as archive:
+            with opened(shard, digest, self._endpoint) as readable, _archive(readable) as archive:
                 for name, content in _image_members(archive, self._wanted):
                     # A name repeated in one archive still gets a key of its own.
                     suffix = f"#{seen[name]}" if seen[name] else ""
@@ -112,6 +107,13 @@ class TarShards(Source):
         except DecodeError as error:
             return ItemFailure(key, str(error), meta)
         return Item(key, picture, meta)
+
+
+def _archive(readable: Readable) -> tarfile.TarFile:
+    """The shard as a stream of members: a local path, or an object read through once."""
+    if isinstance(readable, str):
+        return tarfile.open(readable, mode="r|*", tarinfo=_CheckedHeader)
+    return tarfile.open(fileobj=readable, mode="r|*", tarinfo=_CheckedHeader)
 
 
 def _image_members(

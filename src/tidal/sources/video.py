@@ -33,14 +33,15 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from tidal.errors import ConfigError, DecodeError, SourceError
-from tidal.settings import SEGMENT_FRAMES
+from tidal.errors import ConfigError, DecodeError
+from tidal.settings import SEGMENT_FRAMES, s3_endpoint_url
 from tidal.sources._paths import (
+    MediaFile,
+    Readable,
     check_geometry,
-    check_unchanged,
-    expand_paths,
-    fingerprint,
+    list_media,
     map_files,
+    opened,
     rotate_picture,
     scaled_size,
 )
@@ -140,10 +141,11 @@ class VideoFrames(Source):
         self.max_frames = max_frames
         self.segment_frames = segment_frames
         self.frames = frames
+        self._endpoint = s3_endpoint_url()  # travels to workers with the source
 
     def partitions(self) -> list[Partition]:
         """Demux every file (no decoding) and cut each into keyframe-aligned segments."""
-        files = [str(path) for path in expand_paths(self.paths, VIDEO_EXTENSIONS)]
+        files = list_media(self.paths, VIDEO_EXTENSIONS, self._endpoint)
         return [partition for listed in map_files(self._list, files) for partition in listed]
 
     def read(self, partition: Partition) -> Iterator[Item | ItemFailure]:
@@ -151,10 +153,13 @@ class VideoFrames(Source):
         segment: Segment = partition.payload
         if segment.error is not None:
             raise DecodeError(segment.error)
-        check_unchanged(segment.path, segment.fingerprint)
         decoding = _Decoding(segment)
         try:
-            with av.open(segment.path) as container:
+            # from an object store: its index, then only this segment's byte ranges
+            with (
+                opened(segment.path, segment.fingerprint, self._endpoint, ranged=True) as readable,
+                av.open(readable, mode="r") as container,
+            ):
                 yield from self._decode(container, decoding)
         except av.FFmpegError as error:
             raise DecodeError(
@@ -170,13 +175,13 @@ class VideoFrames(Source):
 
     # listing
 
-    def _list(self, path: str) -> list[Partition]:
+    def _list(self, file: MediaFile) -> list[Partition]:
+        path, digest = file.location, file.fingerprint
+        if digest is None:
+            return [_unreadable(path, "unreadable", file.error or f"cannot read {path}")]
         try:
-            digest = fingerprint(path)
-        except SourceError as error:
-            return [_unreadable(path, "unreadable", str(error))]
-        try:
-            timeline = _timeline(path)
+            with opened(path, None, self._endpoint) as readable:  # listed just now: no check
+                timeline = _timeline(path, readable)
         except DecodeError as error:
             return [_unreadable(path, digest, str(error))]
         return self._segments(path, digest, timeline)
@@ -323,10 +328,14 @@ def _decode_packet(packet: Packet[VideoStream], decoding: _Decoding) -> list[Vid
         return []
 
 
-def _timeline(path: str) -> _Timeline:
-    """Demux (no decoding) the first video stream of ``path``: its timestamps and keyframes."""
+def _timeline(path: str, readable: Readable) -> _Timeline:
+    """Demux (no decoding) the first video stream of ``path``: its timestamps and keyframes.
+
+    From an object store, demuxing reads the whole object once (the packets' data comes with
+    their timestamps); decoding a segment later fetches only its ranges.
+    """
     try:
-        with av.open(path) as container:
+        with av.open(readable, mode="r") as container:
             if not container.streams.video:
                 raise DecodeError(f"{path} has no video stream; leave it out of paths")
             return _demux(path, container, container.streams.video[0])
