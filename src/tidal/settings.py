@@ -20,6 +20,12 @@
 | FLUSH_SECONDS | - | 0.5 | a run's writer sends what was logged this often (``kill -9`` loses that) |
 | RECONNECT_SECONDS | - | 2 | a run's store away: tried again this often (growing to 30 s) |
 | EXIT_STALL_SECONDS | - | 10 | at exit, a writer stuck this long is given up on: the rest is spooled |
+| ray_address | ``TIDAL_RAY_ADDRESS`` | (none) | ``tidal submit``'s Ray head: its dashboard, ``http://head:8265`` |
+| submit_max_bytes | ``TIDAL_SUBMIT_MAX_SIZE`` | 100MiB | the largest working directory ``tidal submit`` sends |
+| remote_run_id | ``TIDAL_RUN_ID`` | (none) | set in a submitted job: the run ``tidal.init()`` attaches to |
+| queue_autoscaling | ``TIDAL_QUEUE_AUTOSCALING`` | off | hand a run that does not fit to Ray anyway when none waits there (Ray's autoscaler adds the node) |
+| QUEUE_POLL_SECONDS | - | 2 | how often the server's dispatcher looks at the queue and at Ray |
+| QUEUE_MAX_PENDING | - | 4 | runs handed to one Ray cluster and not started there yet, at most |
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ FLUSH_SECONDS = 0.5
 RECONNECT_SECONDS = 2.0
 EXIT_STALL_SECONDS = 10.0  # a busy server may take seconds per request; one that is down fails at once
 CONSOLE_CAPTURE_MODES = ("fd", "python", "off")
+SUBMIT_MAX_SIZE = "100MiB"
+QUEUE_POLL_SECONDS = 2.0
+QUEUE_MAX_PENDING = 4  # each job Ray starts costs its head a supervisor (~85 MB): the queue feeds it slowly
 
 
 def home() -> Path:
@@ -92,3 +101,26 @@ def console_capture() -> str:
         raise ConfigError(f"TIDAL_CAPTURE={mode!r} is not a capture mode; use one of "
                           f"{', '.join(CONSOLE_CAPTURE_MODES)}")
     return mode
+
+
+def ray_address() -> str | None:
+    """``$TIDAL_RAY_ADDRESS``: the Ray head ``tidal submit`` sends runs to (its dashboard, http://head:8265)."""
+    return _text("TIDAL_RAY_ADDRESS")
+
+
+def submit_max_bytes() -> int:
+    """``$TIDAL_SUBMIT_MAX_SIZE`` (like 100MiB): the largest working directory ``tidal submit`` sends."""
+    from tidal.cli.server import parse_size
+
+    return parse_size(_text("TIDAL_SUBMIT_MAX_SIZE") or SUBMIT_MAX_SIZE, "TIDAL_SUBMIT_MAX_SIZE")
+
+
+def remote_run_id() -> str | None:
+    """``$TIDAL_RUN_ID``: in a job ``tidal submit`` started, the run ``tidal.init()`` attaches to."""
+    return _text("TIDAL_RUN_ID")
+
+
+def queue_autoscaling() -> bool:
+    """``$TIDAL_QUEUE_AUTOSCALING``: 1 when Ray's autoscaler adds nodes, so a run that does not fit
+    the nodes up now is handed over anyway (one at a time) for Ray to scale up."""
+    return (_text("TIDAL_QUEUE_AUTOSCALING") or "0").strip().lower() in ("1", "true", "yes", "on")

@@ -9,12 +9,15 @@ import typer
 from tidal.cli import artifacts as artifacts_commands
 from tidal.cli import config as config_commands
 from tidal.cli import jobs as jobs_commands
+from tidal.cli import logs as logs_command
 from tidal.cli import map as map_command
 from tidal.cli import pipeline as pipeline_commands
+from tidal.cli import queue as queue_commands
 from tidal.cli import results as results_commands
 from tidal.cli import runs as runs_commands
 from tidal.cli import serve as serve_command
 from tidal.cli import server as server_commands
+from tidal.cli import submit as submit_command
 from tidal.cli import sync as sync_command
 from tidal.cli import train as train_command
 from tidal.errors import TidalError
@@ -36,6 +39,9 @@ app.command("server")(server_commands.server)
 app.command("ui")(server_commands.ui)
 app.command("sync")(sync_command.sync)
 app.command("train")(train_command.train)
+app.command("submit", context_settings=submit_command.CONTEXT)(submit_command.submit)
+app.command("logs")(logs_command.logs)
+app.add_typer(queue_commands.app, name="queue")
 
 
 def main() -> None:

@@ -130,7 +130,7 @@ def serve(app: FastAPI, listener: socket.socket) -> None:
     """Run uvicorn on ``listener`` until Ctrl+C; tokens never reach the access log."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="info", ws="none", lifespan="off")
+    config = uvicorn.Config(app, log_level="info", ws="none", lifespan="on")  # on: the queue's dispatcher
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.access").addFilter(_HideTokens())  # after Config set logging up
     try:

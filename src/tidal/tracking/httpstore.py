@@ -234,6 +234,22 @@ class HTTPStore(Store):
         finally:
             response.close()
 
+    # -- the queue (tidal.remote; the server's dispatcher hands its entries to Ray) -------------
+
+    def enqueue(self, entry: dict[str, Any]) -> None:
+        self._call("POST", "queue", json_body=entry, creating=True)
+
+    def queue_entries(self, statuses: list[str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit} | ({"status": ",".join(statuses)} if statuses is not None else {})
+        return cast(list[dict[str, Any]], self._call("GET", "queue", params=params).json()["entries"])
+
+    def queue_entry(self, run_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", f"queue/{_segment(run_id)}").json())
+
+    def update_queue_entry(self, run_id: str, fields: dict[str, Any], only_if: list[str] | None = None) -> bool:
+        found = self._call("PATCH", f"queue/{_segment(run_id)}", json_body={"fields": fields, "only_if": only_if})
+        return bool(found.json()["changed"])
+
     def describe(self) -> str:
         return f"the tidal server at {self.url}"
 

@@ -216,6 +216,40 @@ class Run:
         if self in _current:
             _current.remove(self)
 
+    attached_remotely = False  # started by init() inside a job that `tidal submit` sent to Ray
+
+    def execute_remotely(self, address: str | None = None, *, gpus: float = 0.0, cpus: float = 1.0,
+                         image: str | None = None, requirements: str | Path | None = None, priority: int = 0,
+                         exit: bool = True) -> None:
+        """Send this script to a Ray cluster as this same run, then end the local process (``exit``).
+
+        On the cluster the script runs again from the top: there ``init()`` attaches to this run and
+        this call does nothing, so the code after it is what runs remotely. Options as ``tidal submit``'s.
+
+        Example::
+
+            run = tidal.init(project="detectron2", name="train")
+            run.execute_remotely(address="http://head:8265", gpus=1, image="detectron2:v3")
+        """
+        if self.attached_remotely:
+            return
+        from tidal.remote.submit import execute_in_cluster
+
+        self.flush()
+        submission = execute_in_cluster(self.id, self.store, address=address, gpus=gpus, cpus=cpus, image=image,
+                                        requirements=Path(requirements) if requirements else None,
+                                        priority=priority, project=self.project)
+        self.status = RunStatus.QUEUED  # ends the local process without ending the run
+        if self._console is not None:
+            self._console.stop()
+        self._writer.stop()
+        if self in _current:
+            _current.remove(self)
+        print(f"tidal: run {self.id} sent to Ray at {submission.address} ({submission.status}); "
+              f"follow it: tidal logs {self.id} --follow", file=sys.stderr)
+        if exit:
+            sys.exit(0)
+
     def capture_console(self, mode: str) -> None:
         """Record what the process writes to its console: ``fd`` (file descriptors 1 and 2, so
         subprocesses, C code and ``logging`` too), ``python`` (``sys.stdout``/``sys.stderr``) or ``off``."""
@@ -257,8 +291,11 @@ def init(project: str = "default", name: str | None = None, *, config: dict[str,
     """
     console = settings.console_capture() if capture_output is True else str(capture_output or "off")
     parent = _current[-1].id if _current else None
+    # in a job `tidal submit` started: attach to the submitted run (once: not in child processes)
+    attached = None if resume else os.environ.pop("TIDAL_RUN_ID", None)
     run = Run(store or open_store(), project=project, name=name, config=config, tags=tags, parent_id=parent,
-              resume=resume)
+              resume=resume or attached)
+    run.attached_remotely = attached is not None
     _current.append(run)
     _finish_on_exit(run)
     run.capture_console(console)

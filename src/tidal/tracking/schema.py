@@ -141,3 +141,20 @@ log_batches = Table(
     Column("batch_id", String(64), primary_key=True),
     Column("received_at", Float, nullable=False),
 )
+
+queue = Table(
+    "queue", metadata,
+    # runs submitted to Ray (tidal submit): waiting for resources, or watched while Ray runs them
+    Column("run_id", String(32), primary_key=True),
+    Column("priority", Integer, nullable=False, server_default="0"),  # higher first
+    Column("status", String(16), nullable=False),  # tidal.status.QueueStatus
+    Column("address", Text, nullable=False),  # the Ray dashboard (Jobs API) it goes to
+    Column("spec", Text, nullable=False),  # JSON: tidal.remote.spec.RemoteSpec
+    Column("reason", Text),  # why it waits, or why Ray refused it
+    Column("ray_job_id", String(128)),
+    Column("created_at", Float, nullable=False),
+    Column("submitted_at", Float),
+    Column("ended_at", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("queue_status_priority", "status", "priority", "created_at"),
+)

@@ -344,6 +344,41 @@ class SQLStore(Store):
     def _connect(self) -> Any:
         return Guarded(self.engine, begin=False, expect_conflicts=True)
 
+    # -- the queue (tidal.remote) ------------------------------------------------------------------
+
+    def enqueue(self, entry: dict[str, Any]) -> None:
+        try:
+            with self._begin() as connection:
+                connection.execute(insert(schema.queue).values(**_encode_entry(entry)))
+        except IntegrityError:
+            raise RunExists(f"run {entry['run_id']!r} is queued already; `tidal queue ls` shows it") from None
+
+    def queue_entries(self, statuses: list[str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        table = schema.queue
+        query = select(table).order_by(table.c.priority.desc(), table.c.created_at, table.c.run_id).limit(limit)
+        if statuses is not None:
+            query = query.where(table.c.status.in_(statuses))
+        with self._connect() as connection:
+            return [_decode_entry(dict(row)) for row in connection.execute(query).mappings()]
+
+    def queue_entry(self, run_id: str) -> dict[str, Any]:
+        with self._connect() as connection:
+            row = connection.execute(select(schema.queue).where(schema.queue.c.run_id == run_id)).mappings().first()
+        if row is None:
+            raise RunNotFound(f"run {run_id!r} was never submitted to Ray; `tidal queue ls` lists submitted runs")
+        return _decode_entry(dict(row))
+
+    def update_queue_entry(self, run_id: str, fields: dict[str, Any], only_if: list[str] | None = None) -> bool:
+        table = schema.queue
+        statement = update(table).where(table.c.run_id == run_id).values(**_encode_entry(fields))
+        if only_if is not None:
+            statement = statement.where(table.c.status.in_(only_if))
+        with self._begin() as connection:
+            changed = connection.execute(statement).rowcount > 0
+        if not changed:
+            self.queue_entry(run_id)  # RunNotFound when there is no entry at all
+        return changed
+
 
 def _is_lost(host: str | None, pid: int | None, last_sign: float, now: float) -> bool:
     if host == socket.gethostname() and pid and not _alive(pid):
@@ -403,4 +438,12 @@ def _encode_run(run: dict[str, Any]) -> dict[str, Any]:
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     return {key: json.loads(value) if key in RUN_JSON_FIELDS and value else value
             for key, value in row.items()}
+
+
+def _encode_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: json.dumps(value, default=str) if key == "spec" else value for key, value in entry.items()}
+
+
+def _decode_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return row | {"spec": json.loads(row["spec"]) if row.get("spec") else {}}
 

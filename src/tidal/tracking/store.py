@@ -290,3 +290,25 @@ class Store:
 
     def close(self) -> None:
         """Release connections."""
+
+    # -- the queue: runs submitted to Ray (``tidal submit``; tidal.remote) ------------------------
+    # Entries are dicts with the columns of ``tidal.tracking.schema.queue``, ``spec`` decoded.
+
+    def enqueue(self, entry: dict[str, Any]) -> None:
+        """Add a submitted run to the queue (run_id, priority, status, address, spec, created_at...);
+        RunExists when it is queued already."""
+        raise NotImplementedError
+
+    def queue_entries(self, statuses: list[str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Queue entries with these statuses (all by default): the highest priority first, then the oldest."""
+        raise NotImplementedError
+
+    def queue_entry(self, run_id: str) -> dict[str, Any]:
+        """One entry; RunNotFound when the run was never submitted to Ray."""
+        raise NotImplementedError
+
+    def update_queue_entry(self, run_id: str, fields: dict[str, Any], only_if: list[str] | None = None) -> bool:
+        """Change an entry's columns, only while its status is one of ``only_if`` (any status when None):
+        a compare-and-set, so a cancel and a dispatch racing for one waiting run cannot both win.
+        True when changed; RunNotFound when there is no such entry."""
+        raise NotImplementedError

@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from tidal.errors import TidalError, http_name
 from tidal.tracking.httpstore import API_PREFIX
-from tidal.tracking.server import api, auth, dashboard, jobs
+from tidal.tracking.server import api, auth, dashboard, jobs, queue
 from tidal.tracking.server.auth import CHALLENGE, TokenGate, require_token
 from tidal.tracking.server.limits import BodyLimit, StrictJSONRoute
 from tidal.tracking.server.responses import TidalJSONResponse, error_response, json_response
@@ -69,6 +69,7 @@ def create_app(store: Store, *, token: str | None = None, max_request_bytes: int
     rest = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], route_class=StrictJSONRoute)
     api.add_routes(rest, store, max_upload_bytes)
     jobs.add_routes(rest, store)
+    queue.add_routes(app, rest, store)  # the queue's API and page; its dispatcher runs in the lifespan
     app.include_router(rest)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Liveness (never authenticated)")
     app.include_router(auth.router())
