@@ -174,3 +174,28 @@ class RunQuerySuite:
         assert fresh["metrics"] == {"new": [(0, 1.0, now)], "loss": [(5000, 0.1, now)]}
         assert fresh["last"] > sample["last"]
         assert store.sampled_metrics(run_id, after=fresh["last"])["metrics"] == {}
+
+
+class QueueSuite:
+    """The queue of runs submitted to Ray (tidal.remote): order, compare-and-set, clear misses."""
+
+    def test_queue_orders_by_priority_and_changes_only_from_expected_statuses(self, store: Store,
+                                                                             project: str) -> None:
+        low, high = new_run(store, project, status="queued"), new_run(store, project, status="queued")
+        for run_id, priority in ((low, -1), (high, 5)):
+            store.enqueue({"run_id": run_id, "priority": priority, "status": "waiting", "address": "http://head:8265",
+                           "spec": {"script": "train.py", "gpus": 1.0}, "created_at": time.time()})
+        mine = [e for e in store.queue_entries(["waiting"]) if e["run_id"] in (low, high)]
+        assert [e["run_id"] for e in mine] == [high, low] and mine[0]["spec"] == {"script": "train.py", "gpus": 1.0}
+        assert store.update_queue_entry(high, {"status": "submitted", "reason": None}, only_if=["waiting"])
+        assert not store.update_queue_entry(high, {"status": "cancelled"}, only_if=["waiting"])  # lost the race
+        assert store.update_queue_entry(low, {"reason": "needs 1 GPU, cluster has 0 free"})
+        assert (store.queue_entry(high)["status"], store.queue_entry(low)["reason"]) == (
+            "submitted", "needs 1 GPU, cluster has 0 free")
+        with pytest.raises(RunNotFound, match="was never submitted to Ray"):
+            store.queue_entry("never-submitted")
+        with pytest.raises(RunNotFound):
+            store.update_queue_entry("never-submitted", {"reason": "x"})
+        with pytest.raises(UsageError, match="queued already"):
+            store.enqueue({"run_id": low, "status": "waiting", "address": "http://head:8265", "spec": {},
+                           "created_at": time.time()})

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_suite import RunQuerySuite, StoreSuite
+from store_suite import QueueSuite, RunQuerySuite, StoreSuite
 
 from pgserver import POSTGRES_URL, needs_postgres
 from tidal.tracking.store import Store
@@ -19,7 +19,7 @@ def project() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
-class TestSQLiteStore(StoreSuite, RunQuerySuite):
+class TestSQLiteStore(StoreSuite, RunQuerySuite, QueueSuite):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(None, home=tmp_path / "home")
@@ -28,7 +28,7 @@ class TestSQLiteStore(StoreSuite, RunQuerySuite):
 
 
 @needs_postgres
-class TestPostgresStore(StoreSuite, RunQuerySuite):
+class TestPostgresStore(StoreSuite, RunQuerySuite, QueueSuite):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(POSTGRES_URL, home=tmp_path / "home")

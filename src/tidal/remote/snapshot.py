@@ -114,7 +114,7 @@ def _gitignore(folder: Path) -> Callable[[str], bool]:
     try:
         import pathspec
 
-        spec = pathspec.PathSpec.from_lines("gitwildmatch", path.read_text().splitlines())
+        spec = pathspec.GitIgnoreSpec.from_lines(path.read_text().splitlines())
     except (ImportError, OSError):
         return lambda name: False
     return lambda name: bool(spec.match_file(name))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from store_suite import RunQuerySuite, StoreSuite, new_run
+from store_suite import QueueSuite, RunQuerySuite, StoreSuite, new_run
 
 from liveserver import TOKEN, LiveServer, free_port, postgres_store, sqlite_store, start_server
 from pgserver import needs_postgres
@@ -28,7 +28,7 @@ from tidal.tracking.store import Batch, Store
 from tidal.tracking.stores import open_store
 
 
-class TestHTTPStoreOverSQLite(StoreSuite, RunQuerySuite):
+class TestHTTPStoreOverSQLite(StoreSuite, RunQuerySuite, QueueSuite):
     @pytest.fixture
     def store(self, sqlite_server: LiveServer) -> Iterator[Store]:
         store = HTTPStore(sqlite_server.url, token=TOKEN)
@@ -47,7 +47,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
 
 
 @needs_postgres
-class TestHTTPStoreOverPostgres(StoreSuite, RunQuerySuite):
+class TestHTTPStoreOverPostgres(StoreSuite, RunQuerySuite, QueueSuite):
     @pytest.fixture
     def store(self, postgres_server: LiveServer) -> Iterator[Store]:
         store = HTTPStore(postgres_server.url)
