@@ -8,7 +8,7 @@ already done without loading them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import torch
@@ -17,13 +17,32 @@ from torch.utils.data import DataLoader, Dataset
 
 def epoch_batches(dataset: Dataset[Any], batch_size: int, seed: int | None, skip: int = 0) -> Iterator[Any]:
     """The epoch's batches, shuffled by ``seed`` (None: in order), the first ``skip`` left out."""
+    return iter(_loader(dataset, batch_indices(dataset, batch_size, seed, skip)))
+
+
+def shared_batches(dataset: Dataset[Any], batch_size: int, seed: int | None, skip: int,
+                   shard: Callable[[list[int]], list[int]]) -> Iterator[tuple[Any, int]]:
+    """This worker's ``shard`` of each of the epoch's batches, with the whole batch's item count
+    (what the step is counted as, on every worker)."""
+    batches = batch_indices(dataset, batch_size, seed, skip)
+    loader = _loader(dataset, [shard(batch) for batch in batches])
+    return zip(loader, (len(batch) for batch in batches), strict=True)
+
+
+def batch_indices(dataset: Dataset[Any], batch_size: int, seed: int | None, skip: int = 0) -> list[list[int]]:
+    """The item indices of each of the epoch's batches after the first ``skip``."""
     assert isinstance(dataset, Sized)
     size = len(dataset)
     order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)) if seed is not None \
         else torch.arange(size)
     indices = order.tolist()
-    batches = [indices[start:start + batch_size] for start in range(skip * batch_size, size, batch_size)]
-    return iter(DataLoader(dataset, batch_sampler=batches, num_workers=0))
+    return [indices[start:start + batch_size] for start in range(skip * batch_size, size, batch_size)]
+
+
+def _loader(dataset: Dataset[Any], batches: list[list[int]]) -> DataLoader[Any]:
+    # its own generator: a DataLoader's iterator otherwise draws a seed from torch's global random
+    # state, and one made after a mid-epoch resume restored that state would shift the dropout masks
+    return DataLoader(dataset, batch_sampler=batches, num_workers=0, generator=torch.Generator())
 
 
 def to_device(value: Any, device: torch.device) -> Any:

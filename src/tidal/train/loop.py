@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from tidal.errors import ConfigError, TrainingError
-from tidal.train.batches import epoch_batches, to_device
+from tidal.train.batches import epoch_batches, shared_batches, to_device
+from tidal.train.world import mean_loss
 
 if TYPE_CHECKING:
     from tidal.train.trainer import Trainer
@@ -80,28 +81,30 @@ class Loop:
         while progress.epoch < self.epochs and not trainer.stop_cycle:
             trainer.start_epoch()
             self.train_epoch(trainer)
-            metrics = self.evaluate(trainer)
+            metrics = trainer.world.share(self.evaluate(trainer) if trainer.world.records else {})
             self.check_early_stop(trainer, metrics)
             trainer.end_epoch(metrics)
 
     def train_epoch(self, trainer: Trainer) -> None:
         progress = trainer.progress
-        trainer.model.train()
+        trainer.training_model.train()
         started = time.perf_counter()
-        for inputs, targets in epoch_batches(trainer.splits.train, trainer.splits.batch_size, trainer.order_seed(),
-                                             skip=progress.batch):
+        batches = shared_batches(trainer.splits.train, trainer.splits.batch_size, trainer.order_seed(),
+                                 progress.batch, trainer.world.shard)
+        for (inputs, targets), items in batches:
             inputs, targets = to_device(inputs, trainer.device), to_device(targets, trainer.device)
             value = self.step(trainer, inputs, targets)
-            progress.record_step(value, _count(targets))
+            progress.record_step(value, items)
             trainer.after_step(value)
         trainer.epoch_seconds += time.perf_counter() - started
 
     def step(self, trainer: Trainer, inputs: Any, targets: Any) -> float:
-        """One optimisation step; returns the loss (refusing NaN before it reaches the weights)."""
+        """One optimisation step; returns the batch's loss over every worker's share (refusing NaN
+        before it reaches the weights: every worker sees the same value, so all stop together)."""
         with self.autocast(trainer.device):
-            outputs = trainer.model(inputs)
+            outputs = trainer.training_model(inputs)
             loss = trainer.compute_loss(outputs, targets)
-        value = loss.item()
+        value, _ = mean_loss(trainer.world, loss.item(), _count(targets))
         if not math.isfinite(value):
             raise TrainingError(trainer.nan_message(value))
         trainer.optimizer.zero_grad(set_to_none=True)
@@ -122,7 +125,8 @@ class Loop:
     @torch.no_grad()
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
         """The loss and every metric over the validation data (``val/...``), and the training
-        epoch's mean loss (``train/epoch_loss``)."""
+        epoch's mean loss (``train/epoch_loss``). With several workers, rank 0 evaluates alone
+        (on the model itself, so nothing waits on the others) and shares the result."""
         results = {"train/epoch_loss": trainer.progress.epoch_loss()}
         data = trainer.splits.validation
         if data is None:

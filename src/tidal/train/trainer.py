@@ -47,6 +47,7 @@ from tidal.train.loop import Loop, StopTraining
 from tidal.train.metrics import Metric
 from tidal.train.progress import Progress, random_states, restore_random_states, seed_everything
 from tidal.train.submodules import freeze
+from tidal.train.world import SingleProcess, World
 
 TRAIN_PROJECT = "train"
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -89,10 +90,55 @@ def fit(config: str | Path | TrainConfig, *, resume: bool = False, checkpoint: s
             store.close()
 
 
+@dataclass
+class Start:
+    """A checkpoint a training goes on from, and its state (read and checked)."""
+
+    checkpoint: Checkpoint
+    state: dict[str, Any]
+
+
+def find_start(store: Store, config: TrainConfig, *, resume: bool = False,
+               checkpoint: str | None = None) -> Start | None:
+    """``checkpoint`` (``RUN/checkpoints/step-….pt``), else with ``resume`` the training's latest
+    one, read; None to start from the beginning. A checkpoint that cannot be read is refused,
+    naming the one before it."""
+    if checkpoint:
+        chosen, fallback = Checkpoint.parse(checkpoint), None
+    elif resume:
+        found = checkpoints.candidates(store, config.train_id)
+        if not found:
+            print(f"tidal train: no checkpoint of training {config.train_id} yet; starting from the "
+                  "beginning", flush=True)
+            return None
+        chosen, fallback = found[0], (found[1] if len(found) > 1 else None)
+    else:
+        return None
+    state = checkpoints.load(store, chosen, fallback, str(config.path))
+    cycle = Progress(**state["progress"]).cycle
+    if cycle >= len(config.cycles):
+        raise TrainingError(f"checkpoint {chosen} is of cycle {cycle}, but {config.path} has "
+                            f"{len(config.cycles)} cycles")
+    return Start(chosen, state)
+
+
+def open_run(store: Store, config: TrainConfig, project: str, start: Start | None) -> Run:
+    """The run a training records to: its canonical config as params, tagged with the training
+    id (how ``--resume`` finds its checkpoints) and the checkpoint it went on from."""
+    model = config.cycles[0].specs["model"]
+    name = config.name or (model.target.rsplit(".", 1)[-1] if model else "training")
+    tags = {"train": config.train_id, **({"resumed_from": str(start.checkpoint)} if start else {})}
+    run = Run(store, project=project, name=name, kind="train", tags=tags,
+              config={"train_id": config.train_id, "config_file": str(config.path), **config.canonical})
+    run.log_params(_flatten(config.canonical))
+    return run
+
+
 class Trainer:
     """One training of a config: its parts, progress and run. Callbacks read its attributes."""
 
     model: nn.Module
+    training_model: nn.Module  # what the steps call: the model, or its data-parallel wrapper
     optimizer: torch.optim.Optimizer
     splits: Splits
     loop: Loop
@@ -100,8 +146,9 @@ class Trainer:
     run: Run
 
     def __init__(self, config: TrainConfig, store: Store, *, project: str = TRAIN_PROJECT, resume: bool = False,
-                 checkpoint: str | None = None) -> None:
+                 checkpoint: str | None = None, world: World | None = None) -> None:
         self.config = config
+        self.world = world or SingleProcess()
         self.store = store
         self.project = project
         self.resume = resume
@@ -133,12 +180,9 @@ class Trainer:
     def fit(self) -> TrainReport:
         """Run every cycle (from the checkpoint when resuming) and record it all as one run."""
         started = time.perf_counter()
-        self._states = self._resume_state()
-        self.run = Run(self.store, project=self.project, name=self._run_name(), kind="train",
-                       config={"train_id": self.config.train_id, "config_file": str(self.config.path),
-                               **self.config.canonical},
-                       tags={"train": self.config.train_id, **self._resume_tags()})
-        self.run.log_params(_flatten(self.config.canonical))
+        start = find_start(self.store, self.config, resume=self.resume, checkpoint=self.checkpoint_reference)
+        self.begin_from(start)
+        self.run = open_run(self.store, self.config, self.project, start)
         status, error = RunStatus.FAILED, None
         try:
             with self._signals():
@@ -162,13 +206,17 @@ class Trainer:
                     callback.on_train_start(self)
             self.loop.run(self)
             self._end_cycle()
-        self._save_model()
+        if self.world.records:
+            self._save_model()
 
     def _end(self, status: RunStatus, error: str | None) -> None:
+        self.end_callbacks(status)
+        self.run.finish(status, error, stats=self.stats())
+
+    def end_callbacks(self, status: RunStatus) -> None:
         for callback in self.callbacks:
             with contextlib.suppress(Exception):  # a failing callback must not hide why the training ended
                 callback.on_train_end(self, status.value)
-        self.run.finish(status, error, stats=self._stats())
 
     def _report(self, status: RunStatus, seconds: float) -> TrainReport:
         return TrainReport(self.run.id, self.config.train_id, status, dict(self.last_metrics), self.progress.step,
@@ -176,11 +224,7 @@ class Trainer:
                            str(self.resumed_from) if self.resumed_from else None, self.stop_signal,
                            list(self.checkpoint_times))
 
-    def _run_name(self) -> str:
-        model = self.config.cycles[0].specs["model"]
-        return self.config.name or (model.target.rsplit(".", 1)[-1] if model else "training")
-
-    def _stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         return {"train_id": self.config.train_id, "step": self.progress.step, "phases": self.phases,
                 "metrics": self.last_metrics, "checkpoint": str(self.last_checkpoint or "")}
 
@@ -197,10 +241,13 @@ class Trainer:
         if not trainable:
             raise ConfigError(f"{cycle.origin}: train_loop.freeze fixes every parameter of the model; "
                               "leave something to train")
+        self.training_model = self.world.prepare(self.model)  # after freezing: a wrapper syncs what trains
         self.loss = self._carried("loss", cycle, self._build)
         self.metrics = self._carried("metrics", cycle, lambda specs: [self._build(spec) for spec in specs])
         user = self._carried("callbacks", cycle, lambda specs: [self._build(spec) for spec in specs])
-        self.callbacks = [RunLogger() if not self.callbacks else self.callbacks[0], *user]
+        # rank 0 alone records and calls back: what a callback decides reaches the others (end_epoch)
+        logger = RunLogger() if not self.callbacks else self.callbacks[0]
+        self.callbacks = [logger, *user] if self.world.records else []
         self._build_optimizer(cycle)
         self._apply_checkpoint()
         self.stop_cycle = self.loop.patience is not None and self.progress.bad_epochs >= self.loop.patience
@@ -286,9 +333,10 @@ class Trainer:
         if self.scheduler is not None and self.loop.scheduler_interval == "epoch":
             self._step_scheduler(metrics)
         self.last_metrics = metrics
-        self.save_checkpoint()
+        self.world.report(metrics, self.save_checkpoint() if self.world.records else None)
         for callback in self.callbacks:
             callback.on_epoch_end(self, metrics)
+        self.stop_cycle = self.world.share(self.stop_cycle)
         if self.stop_signal:
             raise StopTraining(self.stop_signal)
 
@@ -357,30 +405,15 @@ class Trainer:
         self.checkpoint_times.append(self.checkpoint_seconds)
         return self.last_checkpoint
 
-    def _resume_state(self) -> dict[str, Any] | None:
-        if self.checkpoint_reference:
-            chosen, fallback = Checkpoint.parse(self.checkpoint_reference), None
-        elif self.resume:
-            found = checkpoints.candidates(self.store, self.config.train_id)
-            if not found:
-                print(f"tidal train: no checkpoint of training {self.config.train_id} yet; starting from the "
-                      "beginning", flush=True)
-                return None
-            chosen, fallback = found[0], (found[1] if len(found) > 1 else None)
-        else:
-            return None
-        state = checkpoints.load(self.store, chosen, fallback, str(self.config.path))
-        self.resumed_from = chosen
-        self.progress = Progress(**state["progress"])
-        self.phases = list(state["phases"])
-        self.last_metrics = dict(state.get("metrics") or {})
-        if self.progress.cycle >= len(self.config.cycles):
-            raise TrainingError(f"checkpoint {chosen} is of cycle {self.progress.cycle}, but "
-                                f"{self.config.path} has {len(self.config.cycles)} cycles")
-        return state
-
-    def _resume_tags(self) -> dict[str, str]:
-        return {"resumed_from": str(self.resumed_from)} if self.resumed_from else {}
+    def begin_from(self, start: Start | None) -> None:
+        """Take the position of the checkpoint gone on from; its weights load as its cycle starts."""
+        if start is None:
+            return
+        self.resumed_from = start.checkpoint
+        self._states = start.state
+        self.progress = Progress(**start.state["progress"])
+        self.phases = list(start.state["phases"])
+        self.last_metrics = dict(start.state.get("metrics") or {})
 
     def _apply_checkpoint(self) -> None:
         """Load the resumed checkpoint into the parts the cycle just built (once)."""
