@@ -9,6 +9,8 @@ Pages (HTML, Jinja2 with autoescape; small hand-written JavaScript, no front-end
 | ``/runs/{id}/head`` | the run page's head alone: what a live page refreshes (not the whole page) |
 | ``/compare?ids=a,b`` | params and config side by side (differences highlighted), overlaid metric charts |
 | ``/jobs``, ``/jobs/{id}`` | batch jobs: progress, throughput, ETA, failures with their errors and item keys |
+| ``/pipelines`` | pipelines, each with its latest run (``tidal run`` records one: ``tidal.pipelines.record``) |
+| ``/pipelines/{run id}`` | one pipeline run: its graph drawn as SVG, each step's progress, cache hits, why it ran |
 | ``/static/{name}`` | the dashboard's CSS and JavaScript (package data) |
 
 The pages' JavaScript reads the REST API of ``tidal.tracking.server.api`` (``/api/v1/runs/{id}/logs``,
@@ -41,6 +43,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tidal.errors import JobNotFound, RunNotFound
+from tidal.pipelines.drawing import pipeline_summaries, pipeline_view
+from tidal.pipelines.record import PIPELINE_KIND, PIPELINE_TAG
 from tidal.status import RunStatus
 from tidal.tracking.server.auth import is_authorized
 from tidal.tracking.store import Store, flatten
@@ -56,6 +60,8 @@ CHART_BUCKETS = 500  # about a chart's width in pixels; a zoom asks again with t
 MAX_IMAGE_STEPS = 60  # the latest steps of the gallery; older images stay among the artifacts
 MAX_FAILURES_SHOWN = 50
 JOB_STATUSES = ("running", "completed", "failed", "interrupted")
+PIPELINE_RUNS = 500  # the newest pipeline runs the pipelines list reads
+EARLIER_PIPELINE_RUNS = 20
 
 
 def router(store: Store) -> APIRouter:
@@ -68,7 +74,8 @@ def router(store: Store) -> APIRouter:
     pages = Dashboard(store)
     routes = APIRouter(include_in_schema=False)
     for path, endpoint in (("/", pages.runs), ("/runs/{run_id}", pages.run), ("/runs/{run_id}/head", pages.run_head),
-                           ("/compare", pages.compare), ("/jobs", pages.jobs), ("/jobs/{job_id}", pages.job)):
+                           ("/compare", pages.compare), ("/jobs", pages.jobs), ("/jobs/{job_id}", pages.job),
+                           ("/pipelines", pages.pipelines), ("/pipelines/{run_id}", pages.pipeline)):
         routes.add_api_route(path, pages.gated(endpoint), methods=["GET"], response_class=HTMLResponse)
     # named "static": the app then mounts no StaticFiles of its own at /static
     routes.add_api_route("/static/{name}", pages.static, methods=["GET"], name="static")
@@ -178,6 +185,41 @@ class Dashboard:
             return self.error(request, 404, f"no job {job_id!r}",
                               f"`tidal jobs ls` lists the jobs; this dashboard reads {self.store.describe()}")
         return self.render(request, "job.html", job=detail, live=detail["status"] == "running")
+
+    def pipelines(self, request: Request) -> HTMLResponse:
+        found = pipeline_summaries(self.store.list_runs(tag=PIPELINE_TAG, limit=PIPELINE_RUNS))
+        live = any(row["latest"]["status"] == "running" for row in found)
+        return self.render(request, "pipelines.html", pipelines=found, store=self.store.describe(), live=live)
+
+    def pipeline(self, request: Request, run_id: str) -> HTMLResponse:
+        try:
+            run = self.store.get_run(run_id)
+        except RunNotFound:
+            return self.error(request, 404, f"no pipeline run {run_id!r}",
+                              "it may have been deleted, or the link is wrong: pick one from the pipelines list")
+        if run.get("kind") != PIPELINE_KIND:
+            return self.error(request, 404, f"run {run_id!r} is a {run.get('kind')} run, not a pipeline's",
+                              f"its page is {request.scope.get('root_path', '')}/runs/{run_id}; pipelines "
+                              "(tidal run PIPELINE) are listed under Pipelines")
+        view = pipeline_view(run, self._step_jobs(run))
+        earlier = [found for found in self.store.list_runs(tag=f"{PIPELINE_TAG}={view.name}",
+                                                           limit=EARLIER_PIPELINE_RUNS)
+                   if ((found.get("config") or {}).get("pipeline") or {}).get("file") == view.file]
+        return self.render(request, "pipeline.html", run=_run_view(run), pipeline=view, earlier=earlier,
+                           live=run.get("status") == RunStatus.RUNNING.value)
+
+    def _step_jobs(self, run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The jobs of a pipeline run's steps that the store holds, with their progress now."""
+        steps = ((run.get("config") or {}).get("pipeline") or {}).get("steps") or []
+        jobs = {}
+        for job_id in [step.get("job_id") for step in steps if step.get("job_id")]:
+            if self.store.has_job(job_id):
+                job = self.store.get_job(job_id, max_failures=0)
+                # a step reading through `where` counts its input's rows, more than it keeps: once
+                # its job completed, what it settled is all there was
+                total = job["done"] + job["failed"] if job["status"] == "completed" else job["total_items"]
+                jobs[job_id] = job | {"progress": _progress(total, job["done"], job["failed"])}
+        return jobs
 
     def static(self, name: str) -> Response:
         path = self.static_files.get(name)
