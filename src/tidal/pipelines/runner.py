@@ -131,7 +131,7 @@ class _Run:
                 step_report.reasons = [*state.reasons, incomplete(upstream)]
         else:
             job = run_job(StepJob.of(state, upstream, self), store=self.store, state_home=self.folder,
-                          engine=self._engine(state.step), retry_failed=True, progress=self.progress(),
+                          engine=self._engine(state), retry_failed=True, progress=self.progress(),
                           config_file=str(self.pipeline.path.resolve()), project=PIPELINES_PROJECT,
                           recompute=state.name in self.forced)
             judge(state, self.store)  # failures of partitions no longer current (replaced files) do not count
@@ -143,14 +143,15 @@ class _Run:
             step_report.outcome = "failed"
         return step_report
 
-    def _engine(self, step: Step) -> Engine:
+    def _engine(self, state: StepState) -> Engine:
+        step = state.step
+        busy = len(state.partitions) if state.name in self.forced else len(state.pending())
         if step.env is not None:
             from tidal.pipelines.envhost import EnvironmentEngine
 
             workers = getattr(self.engine, "workers", None) or _configured_workers(self.pipeline)
-            return EnvironmentEngine(self.environments[step.name], workers)
-        engine: Engine = self.engine or build(self.pipeline.engine, self.pipeline.allowed)
-        return engine
+            return EnvironmentEngine(self.environments[step.name], min(workers, max(1, busy)))
+        return fewer_workers(self.engine or build(self.pipeline.engine, self.pipeline.allowed), busy)
 
     def _check_code_unchanged(self, state: StepState) -> None:
         now = code_identity(state.step.target, self.pipeline.imports, self.pipeline.paths)
@@ -199,6 +200,21 @@ def current_failures(state: StepState) -> int:
     """Failed items, and failed partitions, among the step's current partitions."""
     closed = [state.closed.get(partition.id) for partition in state.partitions]
     return sum(found.failed + (found.status is not PartitionStatus.DONE) for found in closed if found is not None)
+
+
+def fewer_workers(engine: Engine, partitions: int) -> Engine:
+    """``engine`` with no more worker processes than partitions to run.
+
+    A local worker starts and sets its processor up (a pose model: a second or more, and its
+    memory) before it asks for work, so a worker with no partition to take costs that for
+    nothing: on a rerun after one input changed, most of the step's time on a machine with many
+    cores. Other engines are returned as they are.
+    """
+    from tidal.engines.local import LocalEngine
+
+    if isinstance(engine, LocalEngine) and engine.workers > partitions:
+        return LocalEngine(max(1, partitions), engine.start_method, engine.inflight)
+    return engine
 
 
 def _configured_workers(pipeline: PipelineConfig) -> int:
