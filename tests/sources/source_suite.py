@@ -12,6 +12,8 @@ Two levels:
   change them; the first one is the one the damage tests spoil, so pick one whose damage a
   decoder can notice, e.g. a PNG rather than a JPEG) and ``make_source`` (a function of
   ``paths`` building the source with the class's options). ``source`` is built from them.
+  The files are reached through the ``media`` fixture: :class:`LocalMedia` (the files
+  themselves) unless the class swaps in another store (``test_s3.py`` puts them in a bucket).
 """
 
 from __future__ import annotations
@@ -155,72 +157,110 @@ class SourceSuite:
         assert [reading(travelled_source, p) for p in travelled] == [reading(source, p) for p in partitions]
 
 
+class LocalMedia:
+    """Where a file suite's media live, and how a test changes them: here, the local files.
+
+    Tests name files by their local path under ``tmp_path``; another store (a bucket) mirrors
+    them and gives each a location of its own.
+    """
+
+    def location(self, path: Path) -> str:
+        """What a source's ``paths`` names ``path`` by (and what its items' meta say)."""
+        return str(path)
+
+    def locations(self, paths: list[Path]) -> list[str]:
+        return [self.location(path) for path in paths]
+
+    def write(self, path: Path, data: bytes) -> None:
+        """Create or replace a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def remove(self, path: Path) -> None:
+        path.unlink()
+
+    def touch(self, path: Path) -> None:
+        """Give a file a new modification time, keeping its content."""
+        os.utime(path, (1_000_000, 1_000_000))
+
+    def make_empty_folder(self, path: Path) -> None:
+        path.mkdir()
+
+
 class FileSourceSuite(SourceSuite):
     """Tests every source reading files must pass, besides :class:`SourceSuite`'s: keys follow
     content, damaged files are reported naming them, missing inputs are SourceErrors."""
 
     @pytest.fixture
-    def source(self, make_source: MakeSource, media_files: list[Path]) -> Source:
-        return make_source(as_paths(media_files))
+    def media(self) -> LocalMedia:
+        return LocalMedia()
+
+    @pytest.fixture
+    def source(self, make_source: MakeSource, media_files: list[Path], media: LocalMedia) -> Source:
+        return make_source(media.locations(media_files))
 
     def reports_damage(self, item: Item) -> bool:
         """Whether a decoded item says itself that it is damaged (a source that conceals
         damaged parts but counts them overrides this)."""
         return False
 
-    def test_an_unchanged_file_keeps_its_keys(self, make_source: MakeSource, media_files: list[Path]) -> None:
-        before = describe(make_source(as_paths(media_files)))
+    def test_an_unchanged_file_keeps_its_keys(
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia
+    ) -> None:
+        before = describe(make_source(media.locations(media_files)))
         for path in media_files:
-            os.utime(path, (1_000_000, 1_000_000))  # a new modification time, the same content
-        assert describe(make_source(as_paths(media_files))) == before
+            media.touch(path)
+        assert describe(make_source(media.locations(media_files))) == before
 
     def test_a_changed_file_gets_new_keys_and_partition_ids(
-        self, make_source: MakeSource, media_files: list[Path]
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia
     ) -> None:
-        before = keys_by_partition(make_source(as_paths(media_files)))
+        before = keys_by_partition(make_source(media.locations(media_files)))
         for changed, other in zip(media_files, [*media_files[1:], media_files[0]], strict=True):
             original = changed.read_bytes()
-            changed.write_bytes(other.read_bytes())
-            after = keys_by_partition(make_source(as_paths(media_files)))
-            changed.write_bytes(original)
-            check_change(before, after, str(changed))
+            media.write(changed, other.read_bytes())
+            after = keys_by_partition(make_source(media.locations(media_files)))
+            media.write(changed, original)
+            check_change(before, after, media.location(changed))
 
     def test_a_file_changed_after_listing_is_not_read_as_listed(
-        self, make_source: MakeSource, media_files: list[Path]
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia
     ) -> None:
         changed, other = media_files[0], media_files[1]
-        source = make_source(str(changed))
+        source = make_source(media.location(changed))
         partitions = source.partitions()
-        changed.write_bytes(other.read_bytes())
+        media.write(changed, other.read_bytes())
         for outcome in outcomes_or_errors(source, partitions):
             assert not isinstance(outcome, Item), f"{outcome.key} was read from a changed file"
-            assert str(changed) in message(outcome) and "changed" in message(outcome)
+            assert media.location(changed) in message(outcome) and "changed" in message(outcome)
 
     def test_a_file_removed_after_listing_is_reported_naming_it(
-        self, make_source: MakeSource, media_files: list[Path]
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia
     ) -> None:
-        source = make_source(as_paths(media_files))
+        source = make_source(media.locations(media_files))
         partitions = source.partitions()
-        removed = media_files[0]
-        removed.unlink()
+        removed = media.location(media_files[0])
+        media.remove(media_files[0])
         outcomes = list(outcomes_or_errors(source, partitions))
-        about_it = [outcome for outcome in outcomes if str(removed) in describe_outcome(outcome)]
+        about_it = [outcome for outcome in outcomes if removed in describe_outcome(outcome)]
         assert about_it, f"nothing said that {removed} is gone"
         for outcome in about_it:
             assert not isinstance(outcome, Item), f"{outcome.key} was read from a removed file"
-            assert str(removed) in message(outcome)
+            assert removed in message(outcome)
         assert any(isinstance(outcome, Item) for outcome in outcomes), "the other files were not read"
 
     @pytest.mark.parametrize("damage", DAMAGES)
     def test_a_damaged_file_is_reported_naming_it(
-        self, make_source: MakeSource, media_files: list[Path], tmp_path: Path, damage: str
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia, tmp_path: Path, damage: str
     ) -> None:
-        broken = damaged_copy(media_files[0], damage, tmp_path / "damaged")
-        source, reported = make_source(str(broken)), False
+        copy = damaged_copy(media_files[0], damage, tmp_path / "damaged")
+        media.write(copy, copy.read_bytes())
+        broken = media.location(copy)
+        source, reported = make_source(broken), False
         try:
             partitions = source.partitions()
         except SourceError as error:  # refusing the file at listing is fine, if it is named
-            assert str(broken) in str(error)
+            assert broken in str(error)
             return
         for partition in partitions:
             outcomes = list(outcomes_or_errors(source, [partition]))
@@ -229,36 +269,32 @@ class FileSourceSuite(SourceSuite):
             reported |= self.damage_reported(outcomes, broken)
         assert reported, f"a {damage} file was read without a word"
 
-    def damage_reported(self, outcomes: list[Outcome | SourceError], broken: Path) -> bool:
+    def damage_reported(self, outcomes: list[Outcome | SourceError], broken: str) -> bool:
         """Whether ``outcomes`` say the file is damaged; every failure and error must name it."""
         reported = False
         for outcome in outcomes:
             if isinstance(outcome, Item):
                 reported |= self.reports_damage(outcome)
             else:
-                assert str(broken) in message(outcome), f"{broken} is not named in: {message(outcome)}"
+                assert broken in message(outcome), f"{broken} is not named in: {message(outcome)}"
                 reported = True
         return reported
 
     def test_missing_inputs_are_source_errors_naming_them(
-        self, make_source: MakeSource, media_files: list[Path], tmp_path: Path
+        self, make_source: MakeSource, media_files: list[Path], media: LocalMedia, tmp_path: Path
     ) -> None:
         suffix = "".join(media_files[0].suffixes)
-        (tmp_path / "empty").mkdir()
+        media.make_empty_folder(tmp_path / "empty")
         for paths in (
-            str(tmp_path / f"missing{suffix}"),
-            str(tmp_path / "nowhere" / "**" / f"*{suffix}"),
-            str(tmp_path / "empty"),
+            media.location(tmp_path / f"missing{suffix}"),
+            media.location(tmp_path / "nowhere" / "**" / f"*{suffix}"),
+            media.location(tmp_path / "empty"),
         ):
             with pytest.raises(SourceError) as raised:
                 make_source(paths).partitions()
             assert paths in str(raised.value) and "check" in str(raised.value)
         with pytest.raises(SourceError, match="paths is empty; give a file, a folder, a glob"):
             make_source([]).partitions()
-
-
-def as_paths(files: list[Path]) -> list[str]:
-    return [str(path) for path in files]
 
 
 def keys_by_partition(source: Source) -> dict[str, list[tuple[str, str]]]:

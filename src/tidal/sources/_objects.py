@@ -219,6 +219,7 @@ def open_object(
     if expected is not None and reader.fingerprint(fs, sample) != expected:
         reader.close()
         raise DecodeError(f"{url} changed since the job listed it; run the job again to list it anew")
+    reader.seek(0)  # some filesystems (fsspec's memory) share one file object between opens
     return reader
 
 
