@@ -40,22 +40,24 @@ def ray_head() -> Iterator[str]:
                f"--temp-dir={temp}", "--disable-usage-stats", *(f"{flag}={port}" for flag, port in ports.items())]
     # the cluster's python is this one (with tidal installed), as on a real cluster's nodes
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    head = subprocess.Popen(command, env=os.environ | RAY_ENVIRONMENT | {"PATH": path}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = temp / "start.log"
+    with log.open("wb") as output:
+        head = subprocess.Popen(command, env=os.environ | RAY_ENVIRONMENT | {"PATH": path}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=output)
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        _wait_for_jobs_api(address, head)
+        _wait_for_jobs_api(address, head, log)
         yield address
     finally:
         _stop_group(head)
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_jobs_api(address: str, head: subprocess.Popen[bytes]) -> None:
+def _wait_for_jobs_api(address: str, head: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if head.poll() is not None:
-            raise RuntimeError(f"ray start failed: {head.stderr.read().decode() if head.stderr else ''}")
+            raise RuntimeError(f"ray start failed: {log.read_text()}")
         try:
             if httpx.get(f"{address}/api/jobs/", timeout=2).status_code == 200:
                 return
@@ -67,7 +69,7 @@ def _wait_for_jobs_api(address: str, head: subprocess.Popen[bytes]) -> None:
 
 def _stop_group(head: subprocess.Popen[bytes]) -> None:
     """The head and everything it started (its own process group), TERM then KILL."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
         try:
             os.killpg(head.pid, sig)
         except ProcessLookupError:

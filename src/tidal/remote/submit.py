@@ -90,6 +90,8 @@ def _address(address: str | None) -> str:
 
 def _script_in(folder: Path, script: Path) -> str:
     path = (script if script.is_absolute() else Path.cwd() / script).resolve()
+    if not path.is_file() and not script.is_absolute():
+        path = (folder / script).resolve()  # a path relative to the folder sent
     if not path.is_file():
         raise UsageError(f"no script {script}: give the path of a Python file in {folder}")
     try:
@@ -100,7 +102,10 @@ def _script_in(folder: Path, script: Path) -> str:
 
 
 def _served_url(store: Store) -> str | None:
-    return str(getattr(store, "url", "")) or None if is_served(store) else None
+    """The server a store talks to, which the cluster's processes then log to (None: not a server)."""
+    if not is_served(store):
+        return None
+    return str(getattr(store, "url", "")) or None
 
 
 def _record(store: Store, run_id: str | None, spec: RemoteSpec, address: str, priority: int, project: str,
