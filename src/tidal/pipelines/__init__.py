@@ -7,6 +7,8 @@
 | ``identity`` | a step's identity: config, code (with the user's helpers), environment, inputs |
 | ``state`` | each step's job, current partitions, and cached/stale verdict with reasons |
 | ``runner`` | runs what is stale: map steps as ``tidal map`` jobs, reduce steps in-process |
+| ``record`` | each execution as a run in the store: the graph, each step's verdict and outcome |
+| ``drawing`` | a recorded run as the dashboard draws it (boxes and edges for an SVG) |
 | ``environment`` | a step's own virtual environment, built once (uv or pip), content-addressed |
 | ``envhost`` / ``envworker`` | the processor of such a step in worker processes, rows as JSON |
 
