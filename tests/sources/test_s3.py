@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,6 @@ def test_decoding_a_segment_fetches_its_ranges_not_the_whole_object(
     fetched, size = counting_proxy.fetched(), long_mp4.stat().st_size
     assert len(items) == middle.size
     assert fetched < size / 4, f"decoding {middle.id} fetched {fetched} of {size} bytes"
-    print(f"decoding {middle.id} fetched {fetched} of {size} bytes")
     local = VideoFrames(str(long_mp4), width=32)
     same = next(partition for partition in local.partitions() if partition.id.endswith(middle.id.rpartition(":")[2]))
     assert comparable([items], url, str(long_mp4)) == comparable([reading(local, same)], url, str(long_mp4))
@@ -194,6 +194,23 @@ def test_listing_reads_no_object(
         if exchange.path in objects or (exchange.method == "GET" and "list-type" not in exchange.path)
     ]
     assert touched == [], "the listing read or asked about objects: fingerprints must come from the listing"
+
+
+def test_paths_name_objects_by_prefix_glob_or_key_beside_local_files(
+    bucket: Bucket, image_folder: Path
+) -> None:
+    png = (image_folder / "frame4.png").read_bytes()
+    for key in ("set/a.png", "set/deeper/b.png", "set/notes.txt", "settled/c.png"):
+        bucket.put(key, png)
+    expected = [bucket.url("set/a.png"), bucket.url("set/deeper/b.png")]
+    for paths in (bucket.url("set"), bucket.url("set/"), bucket.url("set/**/*.png"), expected):
+        partitions = Images(paths).partitions()
+        assert [path for partition in partitions for path, _ in partition.payload] == expected, paths
+    mixed = Images([bucket.url("set/a.png"), str(image_folder / "frame4.png")], per_partition=1)
+    items = [item for partition in mixed.partitions() for item in mixed.read(partition)]
+    assert [item.meta["path"] for item in items] == [str(image_folder / "frame4.png"), bucket.url("set/a.png")]
+    assert isinstance(items[0], Item) and isinstance(items[1], Item)
+    assert (items[0].data == items[1].data).all()
 
 
 def test_an_object_replaced_while_it_is_read_is_not_mixed_with_the_new_one(long_mp4: Path, bucket: Bucket) -> None:
@@ -259,6 +276,19 @@ def test_no_object_is_refused_naming_the_bucket(name: str, bucket: Bucket) -> No
         with pytest.raises(SourceError) as refused:
             SOURCES[name](paths).partitions()
         assert f"{paths} {says} {bucket.name!r}" in str(refused.value) and "; check the" in str(refused.value)
+
+
+@pytest.mark.slow  # botocore tries a refused connection several times: ~6 s
+def test_an_unreachable_endpoint_is_refused_naming_it(aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("TIDAL_S3_ENDPOINT_URL", endpoint)
+    with pytest.raises(SourceError) as refused:
+        Images("s3://photos/train/*.jpg").partitions()
+    message = str(refused.value)
+    assert message.startswith(f"cannot list s3://photos/train/*.jpg: bucket 'photos' at {endpoint} could not be read")
+    assert message.endswith(f"check that {endpoint} is reachable")
 
 
 def test_a_store_listing_no_content_hash_fingerprints_samples_like_a_local_file(
