@@ -1,6 +1,7 @@
 """The dashboard's pipeline pages: real pipelines run into a SQLite store, served by uvicorn on
-127.0.0.1, read in headless Chromium (the browser tests skip only where Chromium or playwright
-is absent). Set ``TIDAL_SCREENSHOTS=1`` to write the page to ``docs/screenshots/pipeline.png``."""
+127.0.0.1, read in headless Chromium (the browser and page fixtures of test_dashboard: the browser
+tests skip only where Chromium or playwright is absent, and fail on a console error or a dialog).
+Set ``TIDAL_SCREENSHOTS=1`` to write the page to ``docs/screenshots/pipeline.png``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import test_dashboard
 
 from liveserver import serving
 from tidal.engines.inline import InlineEngine
@@ -23,7 +25,6 @@ from tidal.tracking.server.app import create_app
 from tidal.tracking.store import Store
 from tidal.tracking.stores import open_store
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 XSS_NAME = "<script>alert(1)</script>"
 
@@ -144,30 +145,8 @@ def server(store: Store, pipelines: Pipelines) -> Iterator[str]:
         yield live.url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to test the dashboard")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}; apt-get install chromium to run the browser tests")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh page; the test fails if the page logs a console error, throws or opens a dialog."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=server)
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield opened
-    context.close()
-    assert problems == []
+# headless Chromium, and a page that fails the test on a console error or a dialog: test_dashboard's
+browser, page = test_dashboard.browser, test_dashboard.page
 
 
 def get(server: str, path: str) -> httpx.Response:
