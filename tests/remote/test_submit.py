@@ -129,3 +129,41 @@ def test_an_unreachable_ray_is_refused_before_anything_is_recorded(project: Path
     recorded.close()
     with pytest.raises(ConfigError, match="not ray://head:10001"):
         RayCluster("ray://head:10001")
+
+
+REMOTE_FROM_INSIDE = """
+import tidal
+
+run = tidal.init(project="remote-tests", name="inside")
+run.execute_remotely(address={address!r}, cpus=0.5)
+run.log_metric("where", 1.0, step=0)
+print("running on the cluster")
+"""
+
+
+def test_execute_remotely_ends_the_local_process_and_the_same_run_goes_on_in_the_cluster(
+        ray_head: str, server: LiveServer, client: HTTPStore, project: Path) -> None:
+    (project / "inside.py").write_text(REMOTE_FROM_INSIDE.format(address=ray_head))
+    environment = os.environ | {"TIDAL_TRACKING_URI": server.url, "TIDAL_TOKEN": TOKEN}
+    local = subprocess.run([sys.executable, "inside.py"], cwd=project, env=environment, capture_output=True,
+                           text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    assert "running on the cluster" not in local.stdout  # the local process stopped at execute_remotely
+    [run_id] = [line.split()[2] for line in local.stderr.splitlines() if line.startswith("tidal: run ")]
+    run = follow(client, run_id, lambda text: None, poll_seconds=0.3)
+    assert (run["status"], run["name"], run["kind"]) == ("completed", "inside", "remote"), run
+    assert client.metrics(run_id)["where"][0][:2] == (0, 1.0)
+    assert "running on the cluster" in "".join(chunk["text"] for chunk in client.logs(run_id))
+
+
+@pytest.mark.slow
+def test_requirements_that_do_not_install_fail_the_run_with_pips_message(ray_head: str, project: Path,
+                                                                          store: Store) -> None:
+    requirements = project / "requirements.txt"
+    requirements.write_text("tidal-no-such-package-0e1f==0.0.1\n")
+    submission = submit("hello.py", [], address=ray_head, cpus=0.5, folder=project, store=store,
+                        requirements=requirements)
+    run = follow(store, submission.run_id, lambda text: None, poll_seconds=0.5)
+    assert run["status"] == "failed"
+    assert "tidal-no-such-package-0e1f" in run["error"] and "pip" in run["error"].lower(), run["error"]
+    assert store.queue_entry(submission.run_id)["status"] == "failed"
