@@ -313,7 +313,9 @@ class Trainer:
             restore_random_states(self._random_to_restore)
             self._random_to_restore = None
         else:
-            seed_everything(derived_seed(self.config.seed + 1, self.cycle.index, self.progress.epoch))
+            # each worker its own dropout masks (one process: as before, no rank in the seed)
+            ranked = (self.world.rank,) if self.world.size > 1 else ()
+            seed_everything(derived_seed(self.config.seed + 1, self.cycle.index, self.progress.epoch, *ranked))
         self.epoch_seconds = 0.0
 
     def order_seed(self) -> int:
