@@ -23,7 +23,6 @@ from tidal.engines.inline import InlineEngine
 from tidal.pipelines import load_pipeline, run_pipeline
 from tidal.tracking.server.app import create_app
 from tidal.tracking.store import Store
-from tidal.tracking.stores import open_store
 
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 XSS_NAME = "<script>alert(1)</script>"
@@ -118,16 +117,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(home: Path) -> Iterator[Store]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("TIDAL_TRACKING_URI", "TIDAL_ARTIFACTS", "TIDAL_TOKEN"):
-            patch.delenv(name, raising=False)
-        opened = open_store(None, home=home)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture(scope="module")
 def pipelines(store: Store, home: Path) -> Pipelines:
     path = home / "numbers.hjson"
     path.write_text(pipeline_text("numbers", numbers(home / "data", 4)))
@@ -145,8 +134,9 @@ def server(store: Store, pipelines: Pipelines) -> Iterator[str]:
         yield live.url
 
 
-# headless Chromium, and a page that fails the test on a console error or a dialog: test_dashboard's
-browser, page = test_dashboard.browser, test_dashboard.page
+# test_dashboard's fixtures: the SQLite store of `home` (TIDAL_* variables ignored), headless
+# Chromium, and a page that fails the test on a console error or a dialog
+store, browser, page = test_dashboard.store, test_dashboard.browser, test_dashboard.page
 
 
 def get(server: str, path: str) -> httpx.Response:
