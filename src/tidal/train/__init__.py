@@ -8,6 +8,7 @@ the weights carrying over. Everything is tracked as a run, with checkpoints as i
 
     report = tidal.train.fit("examples/train-digits/digits.hjson")
     print(report.run_id, report.metrics["val/accuracy"])
+    report = tidal.train.RayTrain(workers=2).fit("examples/train-digits/digits.hjson")  # Ray Train
 
 Importing this package is light: torch is imported by the modules that need it, when a config
 that names them is checked or run (so a misspelled name fails before torch loads).
@@ -23,16 +24,18 @@ _LAZY = {
     "Checkpoint": "tidal.train.checkpoint",
     "Loop": "tidal.train.loop",
     "Metric": "tidal.train.metrics",
+    "RayTrain": "tidal.train.ray",
     "Splits": "tidal.train.datasets",
     "TrainConfig": "tidal.train.config",
     "TrainReport": "tidal.train.trainer",
     "Trainer": "tidal.train.trainer",
+    "World": "tidal.train.world",
     "fit": "tidal.train.trainer",
     "load_train_config": "tidal.train.config",
 }
 
-__all__ = ["Callback", "Checkpoint", "Loop", "Metric", "Splits", "TrainConfig", "TrainReport", "Trainer",
-           "fit", "load_train_config"]
+__all__ = ["Callback", "Checkpoint", "Loop", "Metric", "RayTrain", "Splits", "TrainConfig", "TrainReport", "Trainer",
+           "World", "fit", "load_train_config"]
 
 
 def __getattr__(name: str) -> Any:
