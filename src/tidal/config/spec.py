@@ -227,14 +227,21 @@ def validate_spec(spec: ObjectSpec, allowed: Sequence[str]) -> Callable[..., Any
 
 
 def canonical(spec: ObjectSpec, target: Callable[..., Any], skip_first: bool = False) -> dict[str, Any]:
-    """The spec with defaults filled and keys sorted: what the job id is hashed from."""
-    values: dict[str, Any] = {}
+    """The spec with defaults filled and keys sorted: what the job id is hashed from.
+
+    An argument a class lists in ``added_arguments`` (added in a later release) is left out while
+    it holds its default, so a job configured before it existed keeps its id and still resumes.
+    """
+    added = frozenset(getattr(target, "added_arguments", ()))
+    defaults: dict[str, Any] = {}
     for parameter in signature_of(target, skip_first):
         if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
             continue
         if parameter.default is not parameter.empty and _is_plain(parameter.default):
-            values[parameter.name] = parameter.default
-    values.update({key: _canonical_value(value) for key, value in spec.kwargs.items()})
+            defaults[parameter.name] = parameter.default
+    values = {name: value for name, value in defaults.items() if name not in added}
+    values.update({key: _canonical_value(value) for key, value in spec.kwargs.items()
+                   if not (key in added and key in defaults and value == defaults[key])})
     return {TARGET_KEY: spec.target, **dict(sorted(values.items()))}
 
 

@@ -24,7 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import av
 import numpy as np
@@ -112,6 +112,10 @@ class VideoFrames(Source):
         VideoFrames(paths="videos/**/*.mp4", fps=2, width=300)
         VideoFrames(paths="people/*.mp4", frames=30, width=300, rotate=90)   # 30 per video
     """
+
+    # arguments added after jobs could already run: left out of the job id while at their default,
+    # so those jobs keep their ids and resume (tidal.config.spec.canonical)
+    added_arguments: ClassVar[frozenset[str]] = frozenset({"frames"})
 
     def __init__(
         self,
