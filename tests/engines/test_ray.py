@@ -39,7 +39,8 @@ def ray_address() -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in RAY_ENVIRONMENT.items():
             patch.setenv(name, value)
-        context = ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
+        # "local": a Ray of its own, even when another one runs on this machine (ray.init would join it)
+        context = ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
                            logging_level="ERROR", configure_logging=False)
         try:
             yield context.address_info["gcs_address"]
