@@ -143,7 +143,7 @@ def test_inertia_sums_squared_distances_to_the_nearest_centre() -> None:
     assert inertia(pixels.reshape(1, 3, 3), [[0, 0, 0]]) == 100 + 9
 
 
-def test_numba_and_numpy_pixel_kernels_give_identical_results(
+def test_numba_and_numpy_kernels_give_identical_bins_and_equally_good_colours(
     frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("numba", reason="the compiled kernels need the fast extra: pip install 'tidal[fast]'")
@@ -159,14 +159,23 @@ def test_numba_and_numpy_pixel_kernels_give_identical_results(
             kernels.histogram(pixels, codes, totals)
             wanted = np.zeros(1 << 15, dtype=np.bool_)
             wanted[codes[::7]] = True
-            gathered = np.empty((3, int(totals[wanted, 0].sum())), dtype=np.uint8)
+            gathered = np.empty((3, int(totals[wanted, 0].sum())))
             kernels.gather(pixels, codes, wanted, gathered)
             outputs.append((codes, totals, gathered))
         for mine, theirs in zip(*outputs, strict=True):
             np.testing.assert_array_equal(mine, theirs)
     with_numba = [dominant_colors(frame, k=5) for frame in frames]
     monkeypatch.setattr(module, "_pixel_kernels", lambda: NUMPY_KERNELS)
-    assert [dominant_colors(frame, k=5) for frame in frames] == with_numba
+    with_numpy = [dominant_colors(frame, k=5) for frame in frames]
+    assert [dominant_colors(frame, k=5) for frame in frames] == with_numpy  # deterministic too
+    for frame, numba_result, numpy_result in zip(frames, with_numba, with_numpy, strict=True):
+        ratio = inertia(frame, numpy_result["colors"]) / inertia(frame, numba_result["colors"])
+        assert 0.99 < ratio < 1.01, ratio
+    for frame in frames[:2]:  # the numpy path's shares are exact pixel counts too
+        pixels = frame.reshape(-1, 3)
+        centres, counts = _fast_kmeans(pixels, 5, seed=0)
+        squared = ((pixels[:, None, :].astype(np.float64) - centres[None]) ** 2).sum(2)
+        assert np.array_equal(counts, np.bincount(squared.argmin(1), minlength=5))
 
 
 def test_setup_compiles_the_kernels_and_results_do_not_change() -> None:

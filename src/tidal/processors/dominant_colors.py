@@ -53,6 +53,7 @@ MAX_K = 64
 # Tuned with bench/dominant_colors.py on frames of real videos (see the module docstring).
 _RESTARTS = 24  # k-means++ restarts explored side by side
 _EXPLORE_ITERATIONS = 3  # Lloyd iterations before the restarts are ranked
+_EXPLORE_TOLERANCE = 0.0  # or fewer, once no centre moves by more than this (colour units)
 _FINALISTS = 3  # restarts run to convergence on the fine bins
 _TOLERANCE = 0.5  # stop Lloyd on bins when no centre moves by more than this (colour units)
 _MAX_ITERATIONS = 50
@@ -237,51 +238,27 @@ class _Bins:
 
 @dataclass(frozen=True)
 class _Points:
-    """Weighted points for k-means, laid out so that distances and updates are matrix products.
+    """Weighted points for k-means: ``(3, n)`` float64 coordinates (C order, as the kernels
+    want them) and ``(n,)`` weights."""
 
-    ``augmented`` stacks the coordinates, their squared norms and ones, so that the squared
-    distances to centres ``c`` are a single product ``_augment(c) @ augmented``.
-    """
-
-    augmented: FloatArray  # (5, n): x, y, z, x^2 + y^2 + z^2, 1
-    weights: FloatArray  # (n,)
-    weighted: FloatArray  # (4, n): weight, then weight * coordinates
+    coordinates: FloatArray
+    weights: FloatArray
 
     @classmethod
     def from_sums(cls, sums: FloatArray, counts: FloatArray) -> _Points:
         """Points at ``sums / counts`` weighted by ``counts``."""
-        return cls.build((sums / counts[:, None]).T, counts, sums.T)
+        return cls(np.ascontiguousarray((sums / counts[:, None]).T), counts)
 
-    @classmethod
-    def build(cls, coordinates: NDArray[Any], weights: NDArray[Any], sums: NDArray[Any]) -> _Points:
-        """Points from ``(3, n)`` coordinates, their weights and ``(3, n)`` weighted sums.
-
-        Stored in float32: half the memory traffic of float64, plenty for ranking centres.
-        """
-        augmented = np.empty((5, len(weights)), dtype=_SEARCH_DTYPE)
-        augmented[:3] = coordinates
-        augmented[3] = np.einsum("ij,ij->j", augmented[:3], augmented[:3])
-        augmented[4] = 1
-        weighted = np.empty((4, len(weights)), dtype=_SEARCH_DTYPE)
-        weighted[0] = weights
-        weighted[1:] = sums
-        return cls(augmented, weighted[0], weighted)
-
-    def with_pixels(self, kept: NDArray[np.bool_], pixels: NDArray[np.uint8]) -> _Points:
+    def with_pixels(self, kept: NDArray[np.bool_], pixels: FloatArray) -> _Points:
         """The kept points plus ``(3, m)`` pixels of weight 1, written straight into place."""
         indices = np.flatnonzero(kept)  # take() on indices: boolean masks on axis 1 are slow
         size = len(indices)
-        augmented = np.empty((5, size + pixels.shape[1]), dtype=_SEARCH_DTYPE)
-        augmented[:, :size] = self.augmented.take(indices, axis=1)
-        extra = augmented[:, size:]
-        extra[:3] = pixels
-        extra[3] = np.einsum("ij,ij->j", extra[:3], extra[:3])
-        extra[4] = 1
-        weighted = np.empty((4, augmented.shape[1]), dtype=_SEARCH_DTYPE)
-        weighted[:, :size] = self.weighted.take(indices, axis=1)
-        weighted[0, size:] = 1
-        weighted[1:, size:] = pixels
-        return _Points(augmented, weighted[0], weighted)
+        coordinates = np.empty((3, size + pixels.shape[1]))
+        self.coordinates.take(indices, axis=1, out=coordinates[:, :size])
+        coordinates[:, size:] = pixels
+        weights = np.ones(coordinates.shape[1])
+        self.weights.take(indices, out=weights[:size])
+        return _Points(coordinates, weights)
 
 
 def _fast_kmeans(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatArray, Counts]:
@@ -295,7 +272,7 @@ def _fast_kmeans(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatArr
     finalists = _explore(levels[-1], k, rng, _RESTARTS)
     converge = next(level for level in levels if len(level.weights) <= _CONVERGE_POINTS)
     centres = _best(converge, _lloyd(converge, finalists, _MAX_ITERATIONS, _TOLERANCE))
-    return _polish(bins, fine, centres.astype(np.float64))
+    return _polish(bins, fine, centres)
 
 
 def _levels(bins: _Bins, fine: _Points) -> list[_Points]:
@@ -325,9 +302,8 @@ def _kmeans_on_colours(
         return colours, counts
     points = _Points.from_sums(colours * counts[:, None], counts)
     restarts = max(1, min(_RESTARTS, _RESTARTS * _EXPLORE_POINTS // len(colours)))  # bound memory
-    centres = _lloyd(points, _explore(points, k, rng, restarts), _MAX_ITERATIONS, _TOLERANCE)
-    centres = _best(points, centres).astype(np.float64)
-    labels, _ = _nearest(_distances(centres, colours.T))
+    centres = _best(points, _lloyd(points, _explore(points, k, rng, restarts), _MAX_ITERATIONS, _TOLERANCE))
+    labels = _labels(centres, points.coordinates)
     return centres, np.bincount(labels, weights=counts, minlength=k)
 
 
@@ -364,7 +340,7 @@ def _bin_corners(occupied: IntArray) -> IntArray:
     return np.stack([((occupied >> shift) & mask) * _BIN_SIDE for shift in shifts])
 
 
-# --- the search: many k-means++ restarts side by side on weighted points --------------------
+# --- the search: many k-means++ restarts on weighted points, the best few run to the end -----
 
 
 def _explore(points: _Points, k: int, rng: np.random.Generator, restarts: int) -> FloatArray:
@@ -373,47 +349,12 @@ def _explore(points: _Points, k: int, rng: np.random.Generator, restarts: int) -
     A few Lloyd iterations already separate the runs heading for a good minimum from those
     stuck with two centres on one mode, so only the best few are run to convergence.
     """
-    centres = _kmeans_plus_plus(points, k, restarts, rng)
-    centres = _lloyd(points, centres, _EXPLORE_ITERATIONS, 0.0)
-    return centres[np.argsort(_costs(points, centres), kind="stable")[:_FINALISTS]]
-
-
-def _kmeans_plus_plus(
-    points: _Points, k: int, restarts: int, rng: np.random.Generator
-) -> FloatArray:
-    """``(restarts, k, 3)`` greedy weighted k-means++ seeds, all restarts drawn at once.
-
-    Each seed is the best (lowest total cost) of a few candidates drawn with probability
-    ~ weight x squared distance to the nearest seed so far, as scikit-learn does.
-    """
     trials = _seed_trials(k)
-    draws = rng.random((k, restarts * trials))
-    as_centres = _augment(points.augmented[:3].T)  # seeds are points: their rows, ready
-    cumulative = np.cumsum(points.weights, dtype=np.float64)
-    first = np.searchsorted(cumulative, draws[0, :restarts] * cumulative[-1], side="right")
-    picked = [np.minimum(first, len(cumulative) - 1)]
-    closest = np.maximum(as_centres[picked[0]] @ points.augmented, 1e-3)
-    for draw in draws[1:]:
-        seed, closest = _next_seed(points, as_centres, closest, draw, trials)
-        picked.append(seed)
-    return points.augmented[:3].T[np.stack(picked, axis=1)]
-
-
-def _next_seed(
-    points: _Points, as_centres: FloatArray, closest: FloatArray, draws: NDArray[np.float64], trials: int
-) -> tuple[IntArray, FloatArray]:
-    """The next seed of each run, and the runs' squared distances to their nearest seed."""
-    if trials > 1:
-        closest = np.repeat(closest, trials, axis=0)
-    candidates = _draw(closest, points.weights, draws)
-    distances = np.maximum(as_centres[candidates] @ points.augmented, 1e-3)
-    np.minimum(distances, closest, out=distances)
-    if trials == 1:
-        return candidates, distances
-    runs = len(closest) // trials
-    best = np.argmin((distances @ points.weights).reshape(runs, trials), axis=1)
-    best += np.arange(0, runs * trials, trials)
-    return candidates[best], distances[best]
+    uniforms = rng.random((k, restarts * trials))
+    seeds: FloatArray = np.empty((restarts, k, 3))
+    _pixel_kernels().seeds(points.coordinates, points.weights, uniforms, trials, seeds)
+    centres = _lloyd(points, seeds, _EXPLORE_ITERATIONS, _EXPLORE_TOLERANCE)
+    return centres[np.argsort(_costs(points, centres), kind="stable")[:_FINALISTS]]
 
 
 def _seed_trials(k: int) -> int:
@@ -425,69 +366,31 @@ def _seed_trials(k: int) -> int:
     return max(1, int(np.log(k)))
 
 
-
-
-def _draw(closest: FloatArray, weights: FloatArray, uniforms: NDArray[np.float64]) -> IntArray:
-    """One point index per row of ``closest``, with probability ~ weight x ``closest``.
-
-    One cumulative sum over all rows (numpy's per-row cumsum is slow on short rows) is one
-    sorted array in which row ``r`` owns the interval between the totals of rows ``r-1`` and
-    ``r``. Distances are floored above zero, so every point has a chance.
-    """
-    restarts, count = closest.shape
-    cumulative = np.cumsum(closest * weights, dtype=np.float64)
-    bounds = np.concatenate([[0.0], cumulative[count - 1 :: count]])
-    starts, ends = bounds[:-1], bounds[1:]
-    picked = np.searchsorted(cumulative, starts + uniforms * (ends - starts), side="right")
-    return np.minimum(picked - np.arange(0, restarts * count, count), count - 1)
-
-
-def _augment(centres: FloatArray) -> FloatArray:
-    """``(m, 5)`` rows ``-2c, 1, |c|^2``: times ``_Points.augmented``, squared distances.
-
-    Here and in the loops below, ufunc methods (``np.add.reduce``) rather than array methods
-    (``.sum``): these run hundreds of times per frame on small arrays, where call cost counts.
-    """
-    rows = np.empty((len(centres), 5), dtype=_SEARCH_DTYPE)
-    np.multiply(centres, -2, out=rows[:, :3])
-    rows[:, 3] = 1
-    rows[:, 4] = np.add.reduce(centres * centres, axis=1)
-    return rows
-
-
-def _lloyd(
-    points: _Points, centres: FloatArray, iterations: int, tolerance: float
-) -> FloatArray:
-    """Weighted Lloyd iterations on ``(runs, k, 3)`` centres, until none moves much.
-
-    The assignment is a one-hot matrix (a point equidistant from two centres counts for both,
-    harmless here) so that the update is one matrix product, not a slow argmin. A tiny pull
-    towards the old centre keeps an empty cluster where it was instead of dividing by zero.
-    """
-    runs, k, _ = centres.shape
-    flat = centres.reshape(runs * k, 3)
-    for _ in range(iterations):
-        distances = (_augment(flat) @ points.augmented).reshape(runs, k, -1)
-        nearest = (distances == np.minimum.reduce(distances, axis=1, keepdims=True)).reshape(runs * k, -1)
-        totals = nearest.astype(_SEARCH_DTYPE) @ points.weighted.T
-        moved = (totals[:, 1:] + _PULL * flat) / (totals[:, :1] + _PULL)
-        shift = np.maximum.reduce(np.abs(moved - flat), axis=None)
-        flat = moved
-        if shift < tolerance:
-            break
-    return flat.reshape(runs, k, 3)
+def _lloyd(points: _Points, centres: FloatArray, iterations: int, tolerance: float) -> FloatArray:
+    """``(runs, k, 3)`` centres after weighted Lloyd iterations, each run until no centre
+    moves by more than ``tolerance``; an empty cluster keeps its centre."""
+    moved = np.ascontiguousarray(centres, dtype=np.float64).copy()
+    _pixel_kernels().lloyd(points.coordinates, points.weights, moved, iterations, tolerance)
+    return moved
 
 
 def _costs(points: _Points, centres: FloatArray) -> FloatArray:
     """The weighted k-means cost of each of the ``(runs, k, 3)`` centre sets on the points."""
-    runs, k, _ = centres.shape
-    distances = _augment(centres.reshape(runs * k, 3)) @ points.augmented
-    return np.minimum.reduce(distances.reshape(runs, k, -1), axis=1) @ points.weights
+    costs = np.empty(len(centres))
+    _pixel_kernels().costs(points.coordinates, points.weights, np.ascontiguousarray(centres), costs)
+    return costs
 
 
 def _best(points: _Points, centres: FloatArray) -> FloatArray:
     """``(k, 3)`` the centre set of lowest cost."""
     return centres[int(np.argmin(_costs(points, centres)))]
+
+
+def _labels(centres: FloatArray, coordinates: FloatArray) -> IntArray:
+    """The nearest centre of each of the ``(3, m)`` float64 points (the highest on exact ties)."""
+    labels = np.empty(coordinates.shape[1], dtype=np.intp)
+    _pixel_kernels().nearest(coordinates, np.ascontiguousarray(centres), labels)
+    return labels
 
 
 # --- the polish: exact pixel-level Lloyd steps at the cost of the boundary pixels ------------
@@ -500,19 +403,18 @@ def _polish(bins: _Bins, fine: _Points, centres: FloatArray) -> tuple[FloatArray
     stand for all their pixels; the pixels of the other bins are taken one by one.
     """
     half_side = (_BIN_SIDE - 1) / 2
-    cubes = _bin_corners(bins.occupied) + half_side
+    cubes = np.ascontiguousarray(_bin_corners(bins.occupied) + half_side, dtype=np.float64)
     boundary = _assign_bins(centres, cubes, half_side + _POLISH_MARGIN)[1]
     pixels = _gather(bins, boundary)
     mixed = fine.with_pixels(~boundary, pixels)
-    centres = _lloyd(mixed, centres[None], _POLISH_STEPS, _POLISH_TOLERANCE)[0].astype(np.float64)
+    centres = _lloyd(mixed, centres[None], _POLISH_STEPS, _POLISH_TOLERANCE)[0]
     labels, straddling = _assign_bins(centres, cubes, half_side)
     if (straddling & ~boundary).any():  # a centre moved past the margin: widen the set
         boundary |= straddling
         pixels = _gather(bins, boundary)
-    pixel_labels, _ = _nearest(_distances(centres, pixels))
     k = len(centres)
     counts = np.bincount(labels[~boundary], weights=bins.counts[~boundary], minlength=k)
-    return centres, counts + np.bincount(pixel_labels, minlength=k)
+    return centres, counts + np.bincount(_labels(centres, pixels), minlength=k)
 
 
 def _assign_bins(centres: FloatArray, cubes: FloatArray, half_side: float) -> tuple[IntArray, NDArray[np.bool_]]:
@@ -522,54 +424,46 @@ def _assign_bins(centres: FloatArray, cubes: FloatArray, half_side: float) -> tu
     ``D_j - D_l - 2h |c_j - c_l|_1`` (``D`` the squared distances from ``o``): when that is
     positive for every other centre ``j``, every pixel of the bin goes to ``l``.
     """
-    distances = _distances(centres, cubes)
-    labels, nearest = _nearest(distances)
-    manhattan = np.abs(centres[:, None, :] - centres[None, :, :]).sum(2)
-    distances -= nearest
-    distances -= (2 * half_side) * manhattan[:, labels]
-    return labels, (distances <= 0).sum(0) > 1  # the own centre always counts once
+    labels = np.empty(cubes.shape[1], dtype=np.intp)
+    straddling = np.empty(cubes.shape[1], dtype=np.bool_)
+    _pixel_kernels().bins(np.ascontiguousarray(centres), cubes, half_side, labels, straddling)
+    return labels, straddling
 
 
-def _gather(bins: _Bins, chosen: NDArray[np.bool_]) -> NDArray[np.uint8]:
-    """``(3, m)`` the pixels that fall in the chosen bins, in frame order."""
+def _gather(bins: _Bins, chosen: NDArray[np.bool_]) -> FloatArray:
+    """``(3, m)`` the pixels that fall in the chosen bins, in frame order, as float64."""
     wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
     wanted[bins.occupied[chosen]] = True
-    gathered = np.empty((3, int(bins.counts[chosen].sum())), dtype=np.uint8)
+    gathered = np.empty((3, int(bins.counts[chosen].sum())))
     _pixel_kernels().gather(bins.pixels, bins.codes, wanted, gathered)
     return gathered
 
 
-def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
-    """``(k, n)`` squared distances up to a per-point constant, enough to compare centres."""
-    distances = (-2 * centres) @ coordinates
-    distances += (centres * centres).sum(1)[:, None]
-    return distances
-
-
-def _nearest(distances: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Index (the highest on exact ties) and value of the smallest entry of each column.
-
-    Through the column minimum: numpy's argmin along a short axis is ~10x slower.
-    """
-    best = np.minimum.reduce(distances, axis=0)
-    rows = np.arange(len(distances), dtype=np.int8)[:, None]  # k <= 64: small temporaries
-    return np.maximum.reduce((distances == best) * rows, axis=0).astype(np.intp), best
-
-
-# --- the passes over every pixel: compiled with numba when installed, numpy otherwise --------
+# --- the kernels: compiled with numba when installed, numpy otherwise ------------------------
 
 
 @dataclass(frozen=True)
-class _PixelKernels:
-    """The two passes over every pixel of a frame, as functions writing into given arrays.
+class _Kernels:
+    """The loops of method="fast", as functions writing into given arrays.
 
-    Both implementations only move and add integers, so their outputs are identical: numba
-    (``pip install 'tidal[fast]'``) makes them one pass each, 4-5x cheaper than numpy's
-    several (see bench/dominant_colors.py), and the results do not depend on which ran.
+    Two implementations: plain loops that numba compiles (``pip install 'tidal[fast]'``), one
+    pass each over the points with nothing allocated, and numpy's vectorised equivalents (many
+    passes and temporaries: slower). The histogram and the gather only move and add integers,
+    so both give identical bins; the k-means steps compute in floating point in different
+    orders, so the two may end a search in different local minima on rare frames, each of
+    equal quality and each deterministic: a given installation always gives the same result.
     """
 
     histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64]], None]
-    gather: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.bool_], NDArray[np.uint8]], None]
+    gather: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.bool_], FloatArray], None]
+    seeds: Callable[[FloatArray, FloatArray, FloatArray, int, FloatArray], None]
+    lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float], None]
+    costs: Callable[[FloatArray, FloatArray, FloatArray, FloatArray], None]
+    nearest: Callable[[FloatArray, FloatArray, IntArray], None]
+    bins: Callable[[FloatArray, FloatArray, float, IntArray, NDArray[np.bool_]], None]
+
+
+# numpy: -----------------------------------------------------------------------------------
 
 
 def _numpy_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
@@ -587,14 +481,151 @@ def _numpy_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], total
 
 
 def _numpy_gather(
-    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[np.uint8]
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: FloatArray
 ) -> None:
     """Copy the pixels whose bin code is ``wanted`` into the columns of ``out``, in frame order."""
     out[:] = pixels.take(np.flatnonzero(wanted.take(codes)), axis=0).T
 
 
+def _numpy_seeds(
+    coordinates: FloatArray, weights: FloatArray, uniforms: FloatArray, trials: int, out: FloatArray
+) -> None:
+    """Write ``(restarts, k, 3)`` greedy weighted k-means++ seeds into ``out``, all restarts
+    drawn at once: each seed is the best (lowest total cost) of ``trials`` candidates drawn
+    with probability ~ weight x squared distance to the nearest seed so far, as scikit-learn
+    does. ``uniforms`` is ``(k, restarts * trials)``; the first row's first ``restarts`` pick
+    the first seeds."""
+    restarts = len(out)
+    augmented, weights32 = _augmented(coordinates), weights.astype(_SEARCH_DTYPE)
+    as_centres = _augment(coordinates.T)  # seeds are points: their rows, ready
+    cumulative = np.cumsum(weights)
+    first = np.searchsorted(cumulative, uniforms[0, :restarts] * cumulative[-1], side="right")
+    picked = [np.minimum(first, len(cumulative) - 1)]
+    closest = np.maximum(as_centres[picked[0]] @ augmented, 1e-3)
+    for draw in uniforms[1:]:
+        if trials > 1:
+            closest = np.repeat(closest, trials, axis=0)
+        candidates = _draw(closest, weights32, draw)
+        distances = np.maximum(as_centres[candidates] @ augmented, 1e-3)
+        np.minimum(distances, closest, out=distances)
+        best = np.argmin((distances @ weights32).reshape(restarts, trials), axis=1)
+        best += np.arange(0, restarts * trials, trials)
+        picked.append(candidates[best])
+        closest = distances[best]
+    out[:] = coordinates.T[np.stack(picked, axis=1)]
+
+
+def _draw(closest: FloatArray, weights: FloatArray, uniforms: NDArray[np.float64]) -> IntArray:
+    """One point index per row of ``closest``, with probability ~ weight x ``closest``.
+
+    One cumulative sum over all rows (numpy's per-row cumsum is slow on short rows) is one
+    sorted array in which row ``r`` owns the interval between the totals of rows ``r-1`` and
+    ``r``. Distances are floored above zero, so every point has a chance.
+    """
+    restarts, count = closest.shape
+    cumulative = np.cumsum(closest * weights, dtype=np.float64)
+    bounds = np.concatenate([[0.0], cumulative[count - 1 :: count]])
+    starts, ends = bounds[:-1], bounds[1:]
+    picked = np.searchsorted(cumulative, starts + uniforms * (ends - starts), side="right")
+    return np.minimum(picked - np.arange(0, restarts * count, count), count - 1)
+
+
+def _numpy_lloyd(
+    coordinates: FloatArray, weights: FloatArray, centres: FloatArray, iterations: int, tolerance: float
+) -> None:
+    """Weighted Lloyd iterations on the ``(runs, k, 3)`` centres, in place, until none moves
+    by more than ``tolerance``.
+
+    The assignment is a one-hot matrix (a point equidistant from two centres counts for both,
+    harmless here) so that the update is one matrix product, not a slow argmin. A tiny pull
+    towards the old centre keeps an empty cluster where it was instead of dividing by zero.
+    """
+    runs, k, _ = centres.shape
+    augmented = _augmented(coordinates)
+    weighted = np.empty((4, len(weights)), dtype=_SEARCH_DTYPE)
+    weighted[0], weighted[1:] = weights, coordinates * weights
+    flat = centres.reshape(runs * k, 3).astype(_SEARCH_DTYPE)
+    for _ in range(iterations):
+        distances = (_augment(flat) @ augmented).reshape(runs, k, -1)
+        nearest = (distances == np.minimum.reduce(distances, axis=1, keepdims=True)).reshape(runs * k, -1)
+        totals = nearest.astype(_SEARCH_DTYPE) @ weighted.T
+        moved = (totals[:, 1:] + _PULL * flat) / (totals[:, :1] + _PULL)
+        shift = np.maximum.reduce(np.abs(moved - flat), axis=None)
+        flat = moved
+        if shift <= tolerance:
+            break
+    centres[:] = flat.reshape(runs, k, 3)
+
+
+def _numpy_costs(coordinates: FloatArray, weights: FloatArray, centres: FloatArray, out: FloatArray) -> None:
+    """Write the weighted k-means cost of each of the ``(runs, k, 3)`` centre sets into ``out``."""
+    runs, k, _ = centres.shape
+    distances = _augment(centres.reshape(runs * k, 3)) @ _augmented(coordinates)
+    out[:] = np.minimum.reduce(distances.reshape(runs, k, -1), axis=1) @ weights.astype(_SEARCH_DTYPE)
+
+
+def _numpy_nearest(coordinates: FloatArray, centres: FloatArray, labels: IntArray) -> None:
+    """Write the nearest centre of each ``(3, m)`` point into ``labels``, the highest on ties.
+
+    Through the column minimum: numpy's argmin along a short axis is ~10x slower.
+    """
+    distances = _distances(centres, coordinates)
+    best = np.minimum.reduce(distances, axis=0)
+    rows = np.arange(len(distances), dtype=np.int8)[:, None]  # k <= 64: small temporaries
+    labels[:] = np.maximum.reduce((distances == best) * rows, axis=0)
+
+
+def _numpy_bins(
+    centres: FloatArray, cubes: FloatArray, half_side: float, labels: IntArray, straddling: NDArray[np.bool_]
+) -> None:
+    """Write each cube's nearest centre, and whether it may straddle a Voronoi boundary (see
+    :func:`_assign_bins`), into ``labels`` and ``straddling``."""
+    _numpy_nearest(cubes, centres, labels)
+    distances = _distances(centres, cubes)
+    distances -= distances[labels, np.arange(len(labels))]
+    manhattan = np.abs(centres[:, None, :] - centres[None, :, :]).sum(2)
+    distances -= (2 * half_side) * manhattan[:, labels]
+    straddling[:] = (distances <= 0).sum(0) > 1  # the own centre always counts once
+
+
+def _augmented(coordinates: FloatArray) -> FloatArray:
+    """``(5, n)`` rows x, y, z, x^2 + y^2 + z^2, 1: the squared distances of ``(3, n)``
+    points to centres ``c`` are then one product ``_augment(c) @ _augmented(points)``.
+
+    In float32: half the memory traffic of float64, plenty for ranking centres.
+    """
+    augmented = np.empty((5, coordinates.shape[1]), dtype=_SEARCH_DTYPE)
+    augmented[:3] = coordinates
+    augmented[3] = np.einsum("ij,ij->j", augmented[:3], augmented[:3])
+    augmented[4] = 1
+    return augmented
+
+
+def _augment(centres: FloatArray) -> FloatArray:
+    """``(m, 5)`` rows ``-2c, 1, |c|^2``: times ``_augmented(points)``, squared distances.
+
+    Here and in the loops above, ufunc methods (``np.add.reduce``) rather than array methods
+    (``.sum``): these run many times per frame on small arrays, where call cost counts.
+    """
+    rows = np.empty((len(centres), 5), dtype=_SEARCH_DTYPE)
+    np.multiply(centres, -2, out=rows[:, :3])
+    rows[:, 3] = 1
+    rows[:, 4] = np.add.reduce(centres * centres, axis=1)
+    return rows
+
+
+def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
+    """``(k, n)`` squared distances up to a per-point constant, enough to compare centres."""
+    distances = (-2 * centres) @ coordinates
+    distances += (centres * centres).sum(1)[:, None]
+    return distances
+
+
+# loops for numba: ---------------------------------------------------------------------------
+
+
 def _loop_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
-    """:func:`_numpy_histogram` as one loop over the pixels, for numba to compile."""
+    """:func:`_numpy_histogram` as one loop over the pixels."""
     for index in range(pixels.shape[0]):
         red, green, blue = pixels[index, 0], pixels[index, 1], pixels[index, 2]
         code = ((red >> 3) << 10) | ((green >> 3) << 5) | (blue >> 3)
@@ -606,9 +637,9 @@ def _loop_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals
 
 
 def _loop_gather(
-    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[np.uint8]
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: FloatArray
 ) -> None:
-    """:func:`_numpy_gather` as one loop over the pixels, for numba to compile."""
+    """:func:`_numpy_gather` as one loop over the pixels."""
     taken = 0
     for index in range(pixels.shape[0]):
         if wanted[codes[index]]:
@@ -617,24 +648,175 @@ def _loop_gather(
             taken += 1
 
 
-NUMPY_KERNELS = _PixelKernels(_numpy_histogram, _numpy_gather)
+def _loop_seeds(
+    coordinates: FloatArray, weights: FloatArray, uniforms: FloatArray, trials: int, out: FloatArray
+) -> None:
+    """:func:`_numpy_seeds` as loops, one restart after the other."""
+    count = len(weights)
+    closest = np.empty(count)
+    trial = np.empty(count)
+    chosen = np.empty(count)
+    cumulative = np.cumsum(weights)
+    for run in range(out.shape[0]):
+        first = min(np.searchsorted(cumulative, uniforms[0, run] * cumulative[-1], side="right"), count - 1)
+        out[run, 0] = coordinates[:, first]
+        _loop_distances_to(coordinates, out[run, 0], closest)
+        for seed in range(1, out.shape[1]):
+            best_cost = np.inf
+            for attempt in range(trials):
+                candidate = _loop_draw(closest, weights, uniforms[seed, run * trials + attempt])
+                _loop_distances_to(coordinates, coordinates[:, candidate], trial)
+                cost = 0.0
+                for index in range(count):
+                    trial[index] = min(trial[index], closest[index])
+                    cost += weights[index] * trial[index]
+                if cost < best_cost:
+                    best_cost = cost
+                    out[run, seed] = coordinates[:, candidate]
+                    chosen[:] = trial
+            closest[:] = chosen
+
+
+def _loop_distances_to(coordinates: FloatArray, centre: FloatArray, out: FloatArray) -> None:
+    """Squared distances of the ``(3, n)`` points to one centre, floored above zero so that
+    every point keeps a chance to be drawn."""
+    for index in range(coordinates.shape[1]):
+        red = coordinates[0, index] - centre[0]
+        green = coordinates[1, index] - centre[1]
+        blue = coordinates[2, index] - centre[2]
+        out[index] = max(red * red + green * green + blue * blue, 1e-3)
+
+
+def _loop_draw(closest: FloatArray, weights: FloatArray, uniform: float) -> int:
+    """One point index, with probability ~ weight x ``closest``."""
+    total = 0.0
+    for index in range(len(weights)):
+        total += weights[index] * closest[index]
+    target = uniform * total
+    running = 0.0
+    for index in range(len(weights)):
+        running += weights[index] * closest[index]
+        if running > target:
+            return index
+    return len(weights) - 1
+
+
+def _loop_lloyd(
+    coordinates: FloatArray, weights: FloatArray, centres: FloatArray, iterations: int, tolerance: float
+) -> None:
+    """:func:`_numpy_lloyd` as loops, one run after the other, each stopping on its own."""
+    k = centres.shape[1]
+    totals = np.empty((k, 4))
+    for run in range(centres.shape[0]):
+        centre = centres[run]
+        for _ in range(iterations):
+            totals[:] = 0.0
+            for index in range(coordinates.shape[1]):
+                label = _loop_nearest_one(coordinates, index, centre)
+                weight = weights[index]
+                totals[label, 0] += weight
+                for channel in range(3):
+                    totals[label, 1 + channel] += weight * coordinates[channel, index]
+            shift = 0.0
+            for label in range(k):
+                if totals[label, 0] > 0:
+                    for channel in range(3):
+                        moved = totals[label, 1 + channel] / totals[label, 0]
+                        shift = max(shift, abs(moved - centre[label, channel]))
+                        centre[label, channel] = moved
+            if shift <= tolerance:
+                break
+
+
+def _loop_nearest_one(coordinates: FloatArray, index: int, centres: FloatArray) -> int:
+    """The centre nearest to point ``index`` (the highest on exact ties, as numpy's)."""
+    best = np.inf
+    label = 0
+    for candidate in range(centres.shape[0]):
+        red = coordinates[0, index] - centres[candidate, 0]
+        green = coordinates[1, index] - centres[candidate, 1]
+        blue = coordinates[2, index] - centres[candidate, 2]
+        distance = red * red + green * green + blue * blue
+        if distance <= best:
+            best = distance
+            label = candidate
+    return label
+
+
+def _loop_costs(coordinates: FloatArray, weights: FloatArray, centres: FloatArray, out: FloatArray) -> None:
+    """:func:`_numpy_costs` as loops."""
+    for run in range(centres.shape[0]):
+        cost = 0.0
+        for index in range(coordinates.shape[1]):
+            best = np.inf
+            for candidate in range(centres.shape[1]):
+                red = coordinates[0, index] - centres[run, candidate, 0]
+                green = coordinates[1, index] - centres[run, candidate, 1]
+                blue = coordinates[2, index] - centres[run, candidate, 2]
+                best = min(best, red * red + green * green + blue * blue)
+            cost += weights[index] * best
+        out[run] = cost
+
+
+def _loop_nearest(coordinates: FloatArray, centres: FloatArray, labels: IntArray) -> None:
+    """:func:`_numpy_nearest` as one loop over the points."""
+    for index in range(coordinates.shape[1]):
+        labels[index] = _loop_nearest_one(coordinates, index, centres)
+
+
+def _loop_bins(
+    centres: FloatArray, cubes: FloatArray, half_side: float, labels: IntArray, straddling: NDArray[np.bool_]
+) -> None:
+    """:func:`_numpy_bins` as one loop over the cubes."""
+    k = centres.shape[0]
+    manhattan = np.zeros((k, k))
+    for one in range(k):
+        for other in range(k):
+            for channel in range(3):
+                manhattan[one, other] += abs(centres[one, channel] - centres[other, channel])
+    distances = np.empty(k)
+    for index in range(cubes.shape[1]):
+        label = _loop_nearest_one(cubes, index, centres)
+        for candidate in range(k):
+            red = cubes[0, index] - centres[candidate, 0]
+            green = cubes[1, index] - centres[candidate, 1]
+            blue = cubes[2, index] - centres[candidate, 2]
+            distances[candidate] = red * red + green * green + blue * blue
+        crossing = False
+        for candidate in range(k):
+            gap = distances[candidate] - distances[label] - 2 * half_side * manhattan[candidate, label]
+            if candidate != label and gap <= 0:
+                crossing = True
+        labels[index] = label
+        straddling[index] = crossing
+
+
+NUMPY_KERNELS = _Kernels(
+    _numpy_histogram, _numpy_gather, _numpy_seeds, _numpy_lloyd, _numpy_costs, _numpy_nearest, _numpy_bins
+)
+_LOOPS = (_loop_histogram, _loop_gather, _loop_seeds, _loop_lloyd, _loop_costs, _loop_nearest, _loop_bins)
+_HELPERS = (_loop_distances_to, _loop_draw, _loop_nearest_one)  # called from the loops: compiled too
 
 
 def warm_up_kernels() -> None:
-    """Run both pixel kernels once on a tiny frame: numba compiles a function on first call."""
-    kernels = _pixel_kernels()
-    pixels = np.zeros((1, 3), dtype=np.uint8)
-    codes = np.empty(1, dtype=np.uint16)
-    kernels.histogram(pixels, codes, np.zeros((_BIN_COUNT, 4), dtype=np.int64))
-    kernels.gather(pixels, codes, np.ones(_BIN_COUNT, dtype=np.bool_), np.empty((3, 1), dtype=np.uint8))
+    """Run every kernel once on a tiny frame: numba compiles a function on its first call."""
+    frame = np.zeros((4, 4, 3), dtype=np.uint8)
+    frame[:2] = 255
+    frame[0, 0] = (0, 128, 0)
+    frame[3] = (40, 80, 200)
+    _fast_kmeans(frame.reshape(-1, 3), 2, 0)
+    _kmeans_on_colours(frame.reshape(-1, 3), 2, np.random.default_rng(0))
 
 
 @functools.cache
-def _pixel_kernels() -> _PixelKernels:
+def _pixel_kernels() -> _Kernels:
     """The compiled kernels when numba is installed (compiled once, cached on disk), else numpy."""
     try:
         import numba  # an optional extra: imported only when a frame is processed
     except ImportError:
         return NUMPY_KERNELS
     compile_ = numba.njit(cache=True, nogil=True)
-    return _PixelKernels(compile_(_loop_histogram), compile_(_loop_gather))
+    module = globals()
+    for helper in _HELPERS:  # the loops look their helpers up as globals: compiled ones
+        module[helper.__name__] = compile_(helper)
+    return _Kernels(*(compile_(loop) for loop in _LOOPS))
