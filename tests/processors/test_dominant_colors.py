@@ -156,7 +156,9 @@ def test_numba_and_numpy_kernels_give_identical_bins_and_equally_good_colours(
         for kernels in (compiled, NUMPY_KERNELS):
             codes = np.empty(len(pixels), dtype=np.uint16)
             totals = np.zeros((1 << 15, 4), dtype=np.int64)
-            kernels.histogram(pixels, codes, totals)
+            occupied = np.empty(1 << 15, dtype=np.intp)
+            found = kernels.histogram(pixels, codes, totals, occupied)
+            assert np.array_equal(np.sort(occupied[:found]), np.flatnonzero(totals[:, 0]))
             wanted = np.zeros(1 << 15, dtype=np.bool_)
             wanted[codes[::7]] = True
             gathered = np.empty((3, int(totals[wanted, 0].sum())))

@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -312,13 +313,28 @@ def _bin_pixels(pixels: NDArray[np.uint8]) -> _Bins:
 
     Counts and sums are integers, exact whichever kernel adds them up (see
     :func:`_pixel_kernels`), so the bins and everything computed from them are identical.
+    The 1 MB table is this thread's, reused: only its occupied rows are read and zeroed again,
+    where a fresh table per frame cost more than the counting (page faults, zeroing, a scan).
     """
     codes = np.empty(len(pixels), dtype=np.uint16)
-    totals = np.zeros((_BIN_COUNT, 4), dtype=np.int64)
-    _pixel_kernels().histogram(pixels, codes, totals)
-    occupied = np.flatnonzero(totals[:, 0])
-    found = totals.take(occupied, axis=0).astype(np.float64)
-    return _Bins(pixels, codes, occupied, found[:, 0], found[:, 1:])
+    totals, occupied = _histogram_tables()
+    found = _pixel_kernels().histogram(pixels, codes, totals, occupied)
+    codes_found = np.sort(occupied[:found])
+    rows = totals.take(codes_found, axis=0)
+    totals[codes_found] = 0
+    counts = rows.astype(np.float64)
+    return _Bins(pixels, codes, codes_found, counts[:, 0], counts[:, 1:])
+
+
+_TABLES = threading.local()  # per thread: kernels run without the GIL, in threads too
+
+
+def _histogram_tables() -> tuple[NDArray[np.int64], IntArray]:
+    """This thread's zeroed ``(_BIN_COUNT, 4)`` totals and ``(_BIN_COUNT,)`` occupied codes."""
+    tables = getattr(_TABLES, "tables", None)
+    if tables is None:
+        tables = _TABLES.tables = (np.zeros((_BIN_COUNT, 4), dtype=np.int64), np.empty(_BIN_COUNT, dtype=np.intp))
+    return tables
 
 
 def _merged_bins(bins: _Bins, bits: int) -> tuple[FloatArray, Counts]:
@@ -454,7 +470,7 @@ class _Kernels:
     equal quality and each deterministic: a given installation always gives the same result.
     """
 
-    histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64]], None]
+    histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64], IntArray], int]
     gather: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.bool_], FloatArray], None]
     seeds: Callable[[FloatArray, FloatArray, FloatArray, int, FloatArray], None]
     lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float], None]
@@ -466,18 +482,26 @@ class _Kernels:
 # numpy: -----------------------------------------------------------------------------------
 
 
-def _numpy_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
+def _numpy_histogram(
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64], occupied: IntArray
+) -> int:
     """Write each pixel's bin code ``r'<<10 | g'<<5 | b'`` (top 5 bits of each channel) into
-    ``codes`` and add each bin's pixel count and r, g, b sums into the rows of ``totals``.
+    ``codes``, add each bin's pixel count and r, g, b sums into the rows of the zeroed
+    ``totals``, write the codes of the bins now occupied into ``occupied`` (in any order) and
+    return how many there are.
 
     The codes as a float32 matrix product (exact below 2**24): one BLAS call, not six passes.
     """
     top_bits = (pixels >> (8 - _BIN_BITS)).astype(np.float32)
     codes[:] = top_bits @ _CODE_WEIGHTS
     wide = codes.astype(np.intp)  # what bincount works on: convert once, not 4 times
-    totals[:, 0] += np.bincount(wide, minlength=len(totals))
+    counts = np.bincount(wide, minlength=len(totals))
+    totals[:, 0] += counts
     for channel in range(3):
         totals[:, 1 + channel] += np.bincount(wide, pixels[:, channel], minlength=len(totals)).astype(np.int64)
+    found = np.flatnonzero(counts)
+    occupied[: len(found)] = found
+    return len(found)
 
 
 def _numpy_gather(
@@ -624,16 +648,23 @@ def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
 # loops for numba: ---------------------------------------------------------------------------
 
 
-def _loop_histogram(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64]) -> None:
+def _loop_histogram(
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], totals: NDArray[np.int64], occupied: IntArray
+) -> int:
     """:func:`_numpy_histogram` as one loop over the pixels."""
+    found = 0
     for index in range(pixels.shape[0]):
         red, green, blue = pixels[index, 0], pixels[index, 1], pixels[index, 2]
         code = ((red >> 3) << 10) | ((green >> 3) << 5) | (blue >> 3)
         codes[index] = code
+        if totals[code, 0] == 0:
+            occupied[found] = code
+            found += 1
         totals[code, 0] += 1
         totals[code, 1] += red
         totals[code, 2] += green
         totals[code, 3] += blue
+    return found
 
 
 def _loop_gather(
