@@ -850,4 +850,5 @@ def _pixel_kernels() -> _Kernels:
     module = globals()
     for helper in _HELPERS:  # the loops look their helpers up as globals: compiled ones
         module[helper.__name__] = compile_(helper)
-    return _Kernels(*(compile_(loop) for loop in _LOOPS))
+    compiled: list[Any] = [compile_(loop) for loop in _LOOPS]
+    return _Kernels(*compiled)
