@@ -159,11 +159,7 @@ def test_numba_and_numpy_kernels_give_identical_bins_and_equally_good_colours(
             occupied = np.empty(1 << 15, dtype=np.intp)
             found = kernels.histogram(pixels, codes, totals, occupied)
             assert np.array_equal(np.sort(occupied[:found]), np.flatnonzero(totals[:, 0]))
-            wanted = np.zeros(1 << 15, dtype=np.bool_)
-            wanted[codes[::7]] = True
-            gathered = np.empty((3, int(totals[wanted, 0].sum())))
-            kernels.gather(pixels, codes, wanted, gathered)
-            outputs.append((codes, totals, gathered))
+            outputs.append((codes, totals))
         for mine, theirs in zip(*outputs, strict=True):
             np.testing.assert_array_equal(mine, theirs)
     with_numba = [dominant_colors(frame, k=5) for frame in frames]

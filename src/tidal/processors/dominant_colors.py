@@ -322,8 +322,8 @@ def _bin_pixels(pixels: NDArray[np.uint8]) -> _Bins:
     codes_found = np.sort(occupied[:found])
     rows = totals.take(codes_found, axis=0)
     totals[codes_found] = 0
-    counts = rows.astype(np.float64)
-    return _Bins(pixels, codes, codes_found, counts[:, 0], counts[:, 1:])
+    counts = np.ascontiguousarray(rows.T, dtype=np.float64)  # rows contiguous, as kernels want
+    return _Bins(pixels, codes, codes_found, counts[0], np.ascontiguousarray(counts[1:].T))
 
 
 _TABLES = threading.local()  # per thread: kernels run without the GIL, in threads too
@@ -416,43 +416,13 @@ def _polish(bins: _Bins, fine: _Points, centres: FloatArray) -> tuple[FloatArray
     """A few exact Lloyd steps on the pixels, then exact pixel counts per centre.
 
     Bins whose cube (widened by a margin, as centres still move) lies inside one Voronoi cell
-    stand for all their pixels; the pixels of the other bins are taken one by one.
+    stand for all their pixels; the pixels of the other bins are taken one by one (see
+    :func:`_numpy_polish`).
     """
-    half_side = (_BIN_SIDE - 1) / 2
-    cubes = np.ascontiguousarray(_bin_corners(bins.occupied) + half_side, dtype=np.float64)
-    boundary = _assign_bins(centres, cubes, half_side + _POLISH_MARGIN)[1]
-    pixels = _gather(bins, boundary)
-    mixed = fine.with_pixels(~boundary, pixels)
-    centres = _lloyd(mixed, centres[None], _POLISH_STEPS, _POLISH_TOLERANCE)[0]
-    labels, straddling = _assign_bins(centres, cubes, half_side)
-    if (straddling & ~boundary).any():  # a centre moved past the margin: widen the set
-        boundary |= straddling
-        pixels = _gather(bins, boundary)
-    k = len(centres)
-    counts = np.bincount(labels[~boundary], weights=bins.counts[~boundary], minlength=k)
-    return centres, counts + np.bincount(_labels(centres, pixels), minlength=k)
-
-
-def _assign_bins(centres: FloatArray, cubes: FloatArray, half_side: float) -> tuple[IntArray, NDArray[np.bool_]]:
-    """Each bin's nearest centre, and whether its cube may straddle a Voronoi boundary.
-
-    Over a cube of centre ``o`` and half side ``h``, ``|p - c_j|^2 - |p - c_l|^2`` is at least
-    ``D_j - D_l - 2h |c_j - c_l|_1`` (``D`` the squared distances from ``o``): when that is
-    positive for every other centre ``j``, every pixel of the bin goes to ``l``.
-    """
-    labels = np.empty(cubes.shape[1], dtype=np.intp)
-    straddling = np.empty(cubes.shape[1], dtype=np.bool_)
-    _pixel_kernels().bins(np.ascontiguousarray(centres), cubes, half_side, labels, straddling)
-    return labels, straddling
-
-
-def _gather(bins: _Bins, chosen: NDArray[np.bool_]) -> FloatArray:
-    """``(3, m)`` the pixels that fall in the chosen bins, in frame order, as float64."""
-    wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
-    wanted[bins.occupied[chosen]] = True
-    gathered = np.empty((3, int(bins.counts[chosen].sum())))
-    _pixel_kernels().gather(bins.pixels, bins.codes, wanted, gathered)
-    return gathered
+    polished = np.array(centres, dtype=np.float64)
+    counts = np.zeros(len(centres))
+    _pixel_kernels().polish(bins.pixels, bins.codes, bins.occupied, fine.coordinates, fine.weights, polished, counts)
+    return polished, counts
 
 
 # --- the kernels: compiled with numba when installed, numpy otherwise ------------------------
@@ -471,12 +441,13 @@ class _Kernels:
     """
 
     histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64], IntArray], int]
-    gather: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.bool_], FloatArray], None]
     seeds: Callable[[FloatArray, FloatArray, FloatArray, int, FloatArray], None]
     lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float], None]
     costs: Callable[[FloatArray, FloatArray, FloatArray, FloatArray], None]
     nearest: Callable[[FloatArray, FloatArray, IntArray], None]
-    bins: Callable[[FloatArray, FloatArray, float, IntArray, NDArray[np.bool_]], None]
+    polish: Callable[
+        [NDArray[np.uint8], NDArray[np.uint16], IntArray, FloatArray, FloatArray, FloatArray, FloatArray], None
+    ]
 
 
 # numpy: -----------------------------------------------------------------------------------
@@ -504,11 +475,46 @@ def _numpy_histogram(
     return len(found)
 
 
-def _numpy_gather(
-    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: FloatArray
+def _numpy_polish(
+    pixels: NDArray[np.uint8],
+    codes: NDArray[np.uint16],
+    occupied: IntArray,
+    coordinates: FloatArray,
+    weights: FloatArray,
+    centres: FloatArray,
+    counts: FloatArray,
 ) -> None:
-    """Copy the pixels whose bin code is ``wanted`` into the columns of ``out``, in frame order."""
-    out[:] = pixels.take(np.flatnonzero(wanted.take(codes)), axis=0).T
+    """Polish the ``(k, 3)`` centres in place on the pixels and write their exact pixel counts.
+
+    The bins (codes ``occupied``, means ``coordinates``, pixel counts ``weights``) whose cube
+    lies inside one Voronoi cell, widened by a margin, stand for their pixels; the pixels of
+    the others are gathered. Lloyd steps on that mix are pixel-level Lloyd steps. If a centre
+    moved past the margin the straddling bins are gathered too before the final count.
+    """
+    half_side = (_BIN_SIDE - 1) / 2
+    cubes = _bin_corners(occupied) + half_side
+    boundary = _numpy_bins(centres, cubes, half_side + _POLISH_MARGIN)[1]
+    gathered = _numpy_gather(pixels, codes, occupied[boundary])
+    mixed = _Points(coordinates, weights).with_pixels(~boundary, gathered)
+    moved = centres[None].copy()
+    _numpy_lloyd(mixed.coordinates, mixed.weights, moved, _POLISH_STEPS, _POLISH_TOLERANCE)
+    centres[:] = moved[0]
+    labels, straddling = _numpy_bins(centres, cubes, half_side)
+    if (straddling & ~boundary).any():  # a centre moved past the margin: widen the set
+        boundary |= straddling
+        gathered = _numpy_gather(pixels, codes, occupied[boundary])
+    nearest = np.empty(gathered.shape[1], dtype=np.intp)
+    _numpy_nearest(gathered, centres, nearest)
+    k = len(centres)
+    counts[:] = np.bincount(labels[~boundary], weights=weights[~boundary], minlength=k)
+    counts += np.bincount(nearest, minlength=k)
+
+
+def _numpy_gather(pixels: NDArray[np.uint8], codes: NDArray[np.uint16], chosen: IntArray) -> FloatArray:
+    """``(3, m)`` the pixels whose bin code is ``chosen``, in frame order, as float64."""
+    wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
+    wanted[chosen] = True
+    return pixels.take(np.flatnonzero(wanted.take(codes)), axis=0).T.astype(np.float64)
 
 
 def _numpy_seeds(
@@ -599,17 +605,20 @@ def _numpy_nearest(coordinates: FloatArray, centres: FloatArray, labels: IntArra
     labels[:] = np.maximum.reduce((distances == best) * rows, axis=0)
 
 
-def _numpy_bins(
-    centres: FloatArray, cubes: FloatArray, half_side: float, labels: IntArray, straddling: NDArray[np.bool_]
-) -> None:
-    """Write each cube's nearest centre, and whether it may straddle a Voronoi boundary (see
-    :func:`_assign_bins`), into ``labels`` and ``straddling``."""
+def _numpy_bins(centres: FloatArray, cubes: FloatArray, half_side: float) -> tuple[IntArray, NDArray[np.bool_]]:
+    """Each bin's nearest centre, and whether its cube may straddle a Voronoi boundary.
+
+    Over a cube of centre ``o`` and half side ``h``, ``|p - c_j|^2 - |p - c_l|^2`` is at least
+    ``D_j - D_l - 2h |c_j - c_l|_1`` (``D`` the squared distances from ``o``): when that is
+    positive for every other centre ``j``, every pixel of the bin goes to ``l``.
+    """
+    labels = np.empty(cubes.shape[1], dtype=np.intp)
     _numpy_nearest(cubes, centres, labels)
     distances = _distances(centres, cubes)
     distances -= distances[labels, np.arange(len(labels))]
     manhattan = np.abs(centres[:, None, :] - centres[None, :, :]).sum(2)
     distances -= (2 * half_side) * manhattan[:, labels]
-    straddling[:] = (distances <= 0).sum(0) > 1  # the own centre always counts once
+    return labels, (distances <= 0).sum(0) > 1  # the own centre always counts once
 
 
 def _augmented(coordinates: FloatArray) -> FloatArray:
@@ -668,15 +677,81 @@ def _loop_histogram(
 
 
 def _loop_gather(
-    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: FloatArray
+    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[Any]
 ) -> None:
-    """:func:`_numpy_gather` as one loop over the pixels."""
+    """Copy the pixels whose bin code is ``wanted`` into the columns of ``out``, in frame order."""
     taken = 0
     for index in range(pixels.shape[0]):
         if wanted[codes[index]]:
             for channel in range(3):
                 out[channel, taken] = pixels[index, channel]
             taken += 1
+
+
+def _loop_polish(
+    pixels: NDArray[np.uint8],
+    codes: NDArray[np.uint16],
+    occupied: IntArray,
+    coordinates: FloatArray,
+    weights: FloatArray,
+    centres: FloatArray,
+    counts: FloatArray,
+) -> None:
+    """:func:`_numpy_polish` as loops, the boundary pixels gathered as bytes."""
+    count, k = len(occupied), len(centres)
+    half_side = (_BIN_SIDE - 1) / 2
+    cubes = np.empty((3, count))  # the centre of each bin's cube, as _bin_corners
+    for index in range(count):
+        for channel in range(3):
+            corner = (occupied[index] >> (_BIN_BITS * (2 - channel))) & ((1 << _BIN_BITS) - 1)
+            cubes[channel, index] = corner * _BIN_SIDE + half_side
+    labels = np.empty(count, dtype=np.intp)
+    boundary = np.empty(count, dtype=np.bool_)
+    _loop_bins(centres, cubes, half_side + _POLISH_MARGIN, labels, boundary)
+    gathered = _loop_gathered(pixels, codes, occupied, weights, boundary)
+    totals = np.empty((k, 4))
+    for _ in range(_POLISH_STEPS):
+        totals[:] = 0.0
+        for index in range(count):
+            if not boundary[index]:
+                _loop_add_to_nearest(coordinates, index, weights[index], centres, totals)
+        for index in range(gathered.shape[1]):
+            _loop_add_to_nearest(gathered, index, 1.0, centres, totals)
+        if _loop_move(centres, totals) <= _POLISH_TOLERANCE:
+            break
+    straddling = np.empty(count, dtype=np.bool_)
+    _loop_bins(centres, cubes, half_side, labels, straddling)
+    widened = False
+    for index in range(count):
+        if straddling[index] and not boundary[index]:
+            boundary[index] = widened = True
+    if widened:  # a centre moved past the margin: gather the straddling bins too
+        gathered = _loop_gathered(pixels, codes, occupied, weights, boundary)
+    counts[:] = 0.0
+    for index in range(count):
+        if not boundary[index]:
+            counts[labels[index]] += weights[index]
+    for index in range(gathered.shape[1]):
+        counts[_loop_nearest_one(gathered, index, centres)] += 1
+
+
+def _loop_gathered(
+    pixels: NDArray[np.uint8],
+    codes: NDArray[np.uint16],
+    occupied: IntArray,
+    weights: FloatArray,
+    chosen: NDArray[np.bool_],
+) -> NDArray[np.uint8]:
+    """``(3, m)`` the pixels of the chosen bins, as bytes: a tenth of float64's traffic."""
+    wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
+    size = 0
+    for index in range(len(occupied)):
+        if chosen[index]:
+            wanted[occupied[index]] = True
+            size += int(weights[index])
+    gathered = np.empty((3, size), dtype=np.uint8)
+    _loop_gather(pixels, codes, wanted, gathered)
+    return gathered
 
 
 def _loop_seeds(
@@ -736,27 +811,39 @@ def _loop_lloyd(
     coordinates: FloatArray, weights: FloatArray, centres: FloatArray, iterations: int, tolerance: float
 ) -> None:
     """:func:`_numpy_lloyd` as loops, one run after the other, each stopping on its own."""
-    k = centres.shape[1]
-    totals = np.empty((k, 4))
+    totals = np.empty((centres.shape[1], 4))
     for run in range(centres.shape[0]):
-        centre = centres[run]
+        centre = centres[run]  # a view made once: one per point costs reference counting
         for _ in range(iterations):
             totals[:] = 0.0
             for index in range(coordinates.shape[1]):
-                label = _loop_nearest_one(coordinates, index, centre)
-                weight = weights[index]
-                totals[label, 0] += weight
-                for channel in range(3):
-                    totals[label, 1 + channel] += weight * coordinates[channel, index]
-            shift = 0.0
-            for label in range(k):
-                if totals[label, 0] > 0:
-                    for channel in range(3):
-                        moved = totals[label, 1 + channel] / totals[label, 0]
-                        shift = max(shift, abs(moved - centre[label, channel]))
-                        centre[label, channel] = moved
-            if shift <= tolerance:
+                _loop_add_to_nearest(coordinates, index, weights[index], centre, totals)
+            if _loop_move(centre, totals) <= tolerance:
                 break
+
+
+def _loop_add_to_nearest(
+    coordinates: NDArray[Any], index: int, weight: float, centres: FloatArray, totals: FloatArray
+) -> None:
+    """Add point ``index`` with its weight to the totals (weight, weighted sums) of its nearest
+    centre: the assignment half of a Lloyd step."""
+    label = _loop_nearest_one(coordinates, index, centres)
+    totals[label, 0] += weight
+    for channel in range(3):
+        totals[label, 1 + channel] += weight * coordinates[channel, index]
+
+
+def _loop_move(centres: FloatArray, totals: FloatArray) -> float:
+    """Move each centre to the mean of its points (an empty one stays); return the largest
+    move along any channel: the update half of a Lloyd step."""
+    shift = 0.0
+    for label in range(len(centres)):
+        if totals[label, 0] > 0:
+            for channel in range(3):
+                moved = totals[label, 1 + channel] / totals[label, 0]
+                shift = max(shift, abs(moved - centres[label, channel]))
+                centres[label, channel] = moved
+    return shift
 
 
 def _loop_nearest_one(coordinates: FloatArray, index: int, centres: FloatArray) -> int:
@@ -822,11 +909,8 @@ def _loop_bins(
         straddling[index] = crossing
 
 
-NUMPY_KERNELS = _Kernels(
-    _numpy_histogram, _numpy_gather, _numpy_seeds, _numpy_lloyd, _numpy_costs, _numpy_nearest, _numpy_bins
-)
-_LOOPS = (_loop_histogram, _loop_gather, _loop_seeds, _loop_lloyd, _loop_costs, _loop_nearest, _loop_bins)
-_HELPERS = (_loop_distances_to, _loop_draw, _loop_nearest_one)  # called from the loops: compiled too
+NUMPY_KERNELS = _Kernels(_numpy_histogram, _numpy_seeds, _numpy_lloyd, _numpy_costs, _numpy_nearest, _numpy_polish)
+_LOOPS = (_loop_histogram, _loop_seeds, _loop_lloyd, _loop_costs, _loop_nearest, _loop_polish)
 
 
 def warm_up_kernels() -> None:
@@ -848,7 +932,9 @@ def _pixel_kernels() -> _Kernels:
         return NUMPY_KERNELS
     compile_ = numba.njit(cache=True, nogil=True)
     module = globals()
-    for helper in _HELPERS:  # the loops look their helpers up as globals: compiled ones
-        module[helper.__name__] = compile_(helper)
+    kernels = {loop.__name__ for loop in _LOOPS}
+    helpers = [name for name in module if name.startswith("_loop_") and name not in kernels]
+    for name in helpers:  # the kernels call them through their globals: compiled, and inlined
+        module[name] = numba.njit(inline="always", cache=True, nogil=True)(module[name])
     compiled: list[Any] = [compile_(loop) for loop in _LOOPS]
     return _Kernels(*compiled)
