@@ -846,7 +846,7 @@ def _loop_move(centres: FloatArray, totals: FloatArray) -> float:
     return shift
 
 
-def _loop_nearest_one(coordinates: FloatArray, index: int, centres: FloatArray) -> int:
+def _loop_nearest_one(coordinates: NDArray[Any], index: int, centres: FloatArray) -> int:
     """The centre nearest to point ``index`` (the highest on exact ties, as numpy's)."""
     best = np.inf
     label = 0
