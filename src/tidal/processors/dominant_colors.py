@@ -52,7 +52,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 MAX_K = 64
 
 # Tuned with bench/dominant_colors.py on frames of real videos (see the module docstring).
-_RESTARTS = 24  # k-means++ restarts explored side by side
+_RESTARTS = 32  # k-means++ restarts explored (24 left one held-out frame 4 % worse than exact)
 _EXPLORE_ITERATIONS = 3  # Lloyd iterations before the restarts are ranked
 _EXPLORE_TOLERANCE = 0.0  # or fewer, once no centre moves by more than this (colour units)
 _FINALISTS = 3  # restarts run to convergence on the fine bins
