@@ -32,6 +32,12 @@ def serve(
         help="Seconds a URL's fetch may take in all before a 504 (default 60).")] = None,
     video: Annotated[Optional[str], typer.Option(
         help="How uploaded videos become items: frames (one per frame) or clip (one per video).")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="Where model workers run: local (processes here, the default) or ray (Ray Serve replicas, "
+             "scaled from zero).")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="The Ray cluster for --backend ray (implies it): ray://head:10001, head:6379 or auto (default: "
+             "$RAY_ADDRESS, else a Ray started here).")] = None,
     track: Annotated[bool, typer.Option(help="Record the service as a tracked run.")] = True,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -49,11 +55,21 @@ def serve(
                            request_timeout=request_timeout, max_upload_bytes=max_upload_bytes, allow_urls=allow_url,
                            fetch_timeout=fetch_timeout)
     media = _overrides(video=video)
+    where = _backend_override(backend, address)
     if Path(target).is_file() or ":" not in target:
-        config = load_service(target, overrides, media)
+        config = load_service(target, overrides, media, where)
     else:
-        config = service_from_target(target, overrides, media)
+        config = service_from_target(target, overrides, media, where)
     run_front(config, host, port, track=track, log_level=log_level.lower(), access_log=access_log)
+
+
+def _backend_override(backend: str | None, address: str | None) -> Any:
+    """``--backend``/``--address`` as the config's ``backend`` key (None: the config's own)."""
+    if address is None:
+        return backend
+    if backend not in (None, "ray"):
+        raise typer.BadParameter(f"--address is the Ray cluster's; it does not go with --backend {backend}")
+    return {"ray": {"address": address}}
 
 
 def _overrides(**values: Any) -> dict[str, Any]:

@@ -45,13 +45,13 @@ LOG = logging.getLogger("tidal.serve")
 
 def create_app(config: ServiceConfig, info: ProcessorInfo | None = None, track: bool = True,
                backend: Backend | None = None) -> FastAPI:
-    """The front's FastAPI application over ``backend`` (unless given: a LocalBackend, its service
-    a tracked run when ``track``); the processor is described in a worker if ``info`` is None.
-    ``app.state.backend`` is the backend."""
+    """The front's FastAPI application over ``backend`` (unless given: the config's, local or Ray
+    Serve, its service a tracked run when ``track``); the processor is described in a worker if
+    ``info`` is None. ``app.state.backend`` is the backend."""
     info = info or describe_processor(config)
     if backend is None:
         tracker = ServiceTracker.start(config, info) if track else ServiceTracker()
-        backend = LocalBackend(config, info, tracker)
+        backend = _backend(config, info, tracker)
     served = backend
 
     @contextlib.asynccontextmanager
@@ -70,6 +70,15 @@ def create_app(config: ServiceConfig, info: ProcessorInfo | None = None, track: 
     _routes(app, config, requests, Fetcher(allow, config.http.max_upload_bytes, config.http.fetch_timeout), backend)
     app.openapi = lambda: _openapi(app, requests.definitions)  # type: ignore[method-assign]
     return app
+
+
+def _backend(config: ServiceConfig, info: ProcessorInfo, tracker: ServiceTracker) -> Backend:
+    """The backend the config names (``backend:``, ``--backend``); Ray is imported only for Ray."""
+    if config.backend == "ray":
+        from tidal.serve.ray import RayServeBackend
+
+        return RayServeBackend(config, info, tracker)
+    return LocalBackend(config, info, tracker)
 
 
 def _routes(app: FastAPI, config: ServiceConfig, requests: RequestSchema, fetcher: Fetcher,

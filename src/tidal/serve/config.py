@@ -10,6 +10,7 @@ as a job config; ``source`` and ``engine`` make no sense for a service and are r
       project: services                # the tracking project of its run
       http: {max_batch_size: 4, idle_timeout: 300, allow_urls: ["s3://uploads"]}
       media: {video: "clip", width: 112}
+      backend: "local"                 # or "ray", or {ray: {address: "ray://head:10001", num_gpus: 0.25}}
     }
 
 ``tidal serve package.module:ClassName`` serves a class with default settings instead.
@@ -70,10 +71,11 @@ from tidal.config.typecheck import mismatch
 from tidal.errors import ConfigError
 from tidal.serve.allowlist import AllowedURL, AllowList, parse_allowed_url, url_allowed
 
-__all__ = ["AllowedURL", "HTTPSettings", "MediaSettings", "ServiceConfig", "load_service", "parse_allowed_url",
-           "parse_service", "service_from_target", "url_allowed"]
+__all__ = ["AllowedURL", "HTTPSettings", "MediaSettings", "RaySettings", "ServiceConfig", "load_service",
+           "parse_allowed_url", "parse_service", "service_from_target", "url_allowed"]
 
-TOP_LEVEL_KEYS = ("processor", "imports", "name", "project", "http", "media")
+TOP_LEVEL_KEYS = ("processor", "imports", "name", "project", "http", "media", "backend")
+BACKENDS = ("local", "ray")
 DEFAULT_PROJECT = "services"
 VideoInput = Literal["frames", "clip"]
 
@@ -128,6 +130,23 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class RaySettings:
+    """Where and with what the Ray backend deploys (``backend: {ray: {...}}``, see
+    :mod:`tidal.serve.ray`): ``address`` of the cluster (none: ``$RAY_ADDRESS``, else a Ray
+    started here), each replica's ``num_cpus`` and ``num_gpus`` (fractions allowed), Ray's
+    ``runtime_env`` for the replicas."""
+
+    address: str | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, where: str = "backend.ray") -> None:
+        _at_least(where, "num_cpus", self.num_cpus, 0)
+        _at_least(where, "num_gpus", self.num_gpus, 0)
+
+
+@dataclass(frozen=True)
 class ServiceConfig(ProcessorConfig):
     """A validated service config; the processor spec is checked by name, not imported yet.
 
@@ -141,6 +160,8 @@ class ServiceConfig(ProcessorConfig):
     project: str = DEFAULT_PROJECT
     http: HTTPSettings = field(default_factory=HTTPSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    backend: str = "local"
+    ray: RaySettings = field(default_factory=RaySettings)
     origin: str = ""
     paths: tuple[str, ...] = ()
 
@@ -152,35 +173,36 @@ class ServiceConfig(ProcessorConfig):
 
 
 def load_service(path: str | Path, http: dict[str, Any] | None = None,
-                 media: dict[str, Any] | None = None) -> ServiceConfig:
-    """Read and check a service config file; ``http`` and ``media`` override its settings."""
+                 media: dict[str, Any] | None = None, backend: Any = None) -> ServiceConfig:
+    """Read and check a service config file; ``http``, ``media`` and ``backend`` override its settings."""
     path = Path(path)
     raw = read_config_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a service config is one mapping of top-level keys "
                           f"({', '.join(TOP_LEVEL_KEYS)}), got {type(raw).__name__}")
     try:
-        return parse_service(raw, str(path), path.parent, http, media)
+        return parse_service(raw, str(path), path.parent, http, media, backend)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 
 
 def service_from_target(target: str, http: dict[str, Any] | None = None,
-                        media: dict[str, Any] | None = None) -> ServiceConfig:
+                        media: dict[str, Any] | None = None, backend: Any = None) -> ServiceConfig:
     """The service for ``package.module:ClassName`` (its module is allowed), default settings."""
     module, _, name = target.partition(":")
     if not module or not name or not all(part.isidentifier() for part in [*module.split("."), name]):
         raise ConfigError(f"{target!r} is neither a service config file nor package.module:ClassName; "
                           "check the path, or write e.g. mypackage.models:Detector")
     data = {"processor": {f"{module}.{name}": {}}, "imports": [module], "name": name}
-    return parse_service(data, target, Path.cwd(), http, media)
+    return parse_service(data, target, Path.cwd(), http, media, backend)
 
 
 def parse_service(
     data: dict[str, Any], origin: str, folder: Path = Path("."), http: dict[str, Any] | None = None,
-    media: dict[str, Any] | None = None,
+    media: dict[str, Any] | None = None, backend: Any = None,
 ) -> ServiceConfig:
-    """Check a service config's top-level keys, processor spec and settings."""
+    """Check a service config's top-level keys, processor spec and settings (``backend``, in the
+    file's form, overrides the file's: ``"ray"`` or ``{"ray": {"address": ...}}``)."""
     check_keys(data, TOP_LEVEL_KEYS, " (a service has no source or engine: requests are its input)"
                if {"source", "engine"} & set(data) else "")
     processor = processor_spec_of(data)
@@ -192,7 +214,35 @@ def parse_service(
     project = data.get("project") or DEFAULT_PROJECT
     if not isinstance(project, str):
         raise ConfigError(f"project: expected a string, got {project!r}")
-    return dataclasses.replace(config, project=project, http=http_settings, media=media_settings)
+    backend_name, ray = _backend(data.get("backend"), backend)
+    return dataclasses.replace(config, project=project, http=http_settings, media=media_settings,
+                               backend=backend_name, ray=ray)
+
+
+def _backend(value: Any, override: Any) -> tuple[str, RaySettings]:
+    """The ``backend`` key: ``"local"`` (the default), ``"ray"`` or ``{ray: {settings}}``; the
+    override's name wins, its settings over the file's (for the same backend)."""
+    name, settings = _backend_of(value)
+    if override is not None:
+        new_name, new_settings = _backend_of(override)
+        settings = {**settings, **new_settings} if new_name == name else new_settings
+        name = new_name
+    if settings and name != "ray":
+        raise ConfigError(f"backend.{name}: takes no settings, got {settings!r}")
+    return name, _settings(RaySettings, settings, "backend.ray")
+
+
+def _backend_of(value: Any) -> tuple[str, dict[str, Any]]:
+    if value is None:
+        return "local", {}
+    if isinstance(value, dict) and len(value) == 1:
+        [(name, settings)] = value.items()
+    else:
+        name, settings = value, {}
+    if name not in BACKENDS or not isinstance(settings, dict):
+        raise ConfigError(f"backend: expected {' or '.join(map(repr, BACKENDS))}, or e.g. "
+                          f"{{ray: {{address: \"ray://head:10001\", num_gpus: 0.25}}}}; got {value!r}")
+    return name, dict(settings or {})
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -202,7 +252,7 @@ def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-_Settings = typing.TypeVar("_Settings", HTTPSettings, MediaSettings)
+_Settings = typing.TypeVar("_Settings", HTTPSettings, MediaSettings, RaySettings)
 
 
 def _settings(kind: type[_Settings], values: dict[str, Any], where: str) -> _Settings:
