@@ -5,17 +5,19 @@ Two methods give the same kind of answer:
 * ``"exact"`` reproduces the original HPC script: scikit-learn's ``KMeans(n_init=5)`` on every
   pixel. It is the reference, and slow: 60 to 100 ms for a 300-pixel-wide frame on one thread.
 * ``"fast"`` (the default) needs numpy only, and is as good: on frames of real videos its k-means
-  inertia is on average slightly lower than exact's. Both single-threaded, it takes about 1/40
-  of exact's time with numba installed (``pip install 'tidal[fast]'``: the passes over every
-  pixel compiled, same results) and about 1/30 with numpy alone (bench/dominant_colors.py).
+  inertia is on average slightly lower than exact's. Both single-threaded, it takes about 1/36
+  of exact's time with numba installed (``pip install 'tidal[fast]'``: every loop compiled) and
+  about 1/17 with numpy alone (bench/dominant_colors.py). Each is deterministic; the two may end
+  in different, equally good minima on some frames (see :class:`_Kernels`), so keep one
+  installation for the workers of one job.
 
 How "fast" works, and why:
 
 1. Pixels are counted into a 32x32x32 colour histogram; each occupied bin stands for its pixels
    at their mean, weighted by their count. k-means on a few thousand weighted bins costs a
    fraction of k-means on tens of thousands of pixels, and the means keep it faithful.
-2. 24 k-means++ restarts run side by side (one set of matrix products for all of them) for 3
-   Lloyd iterations, on 16^3 or 8^3 bins when the frame fills many bins; the best 3 then run to
+2. 32 k-means++ restarts run for 3 Lloyd iterations each, on 16^3 or 8^3 bins when the frame
+   fills many bins (a few hundred points); the best 3 then run to
    convergence on the 32^3 bins and the best one is kept. One run alone ends in a poor local
    minimum (two centres on one mode, none on another) on one frame in five, up to 17 % worse.
 3. Polish on the real pixels: a bin whose whole 8x8x8 cube lies in one centre's Voronoi cell
@@ -83,7 +85,7 @@ class DominantColors(Processor):
     0-255 (rounded k-means centres), most dominant first; shares sum to 1. A frame with fewer
     than ``k`` distinct colours gets just those colours. ``method="fast"`` (numpy; numba if
     installed) matches the quality of ``method="exact"`` (scikit-learn, the original script) at
-    about 1/40 of its time single-threaded (1/30 without numba).
+    about 1/36 of its time single-threaded (1/17 without numba).
 
     Example, in a job config::
 
@@ -848,16 +850,17 @@ def _loop_move(centres: FloatArray, totals: FloatArray) -> float:
 
 def _loop_nearest_one(coordinates: NDArray[Any], index: int, centres: FloatArray) -> int:
     """The centre nearest to point ``index`` (the highest on exact ties, as numpy's)."""
+    x, y, z = float(coordinates[0, index]), float(coordinates[1, index]), float(coordinates[2, index])
     best = np.inf
     label = 0
     for candidate in range(centres.shape[0]):
-        red = coordinates[0, index] - centres[candidate, 0]
-        green = coordinates[1, index] - centres[candidate, 1]
-        blue = coordinates[2, index] - centres[candidate, 2]
+        red = x - centres[candidate, 0]
+        green = y - centres[candidate, 1]
+        blue = z - centres[candidate, 2]
         distance = red * red + green * green + blue * blue
-        if distance <= best:
-            best = distance
-            label = candidate
+        closer = distance <= best
+        best = distance if closer else best
+        label = candidate if closer else label
     return label
 
 
