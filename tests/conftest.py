@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
+
+from s3_server import FAKE_CREDENTIALS, FOREIGN_VARIABLES, Bucket, start_moto
 
 
 def _package_folder(package: str) -> Path:
@@ -122,3 +125,37 @@ def copy_file(tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return copy
+
+
+# -- an S3-protocol server (moto) for object-store tests: sources, artifacts --------------------
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """The URL of an S3-protocol server that accepts any credentials."""
+    process, url = start_moto()
+    with process:
+        yield url
+        process.terminate()
+
+
+@pytest.fixture
+def aws_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, and nothing from the developer's own AWS setup."""
+    for variable, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(variable, value)
+    for variable in FOREIGN_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def bucket(s3_server: str, aws_environment: None, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """An empty bucket; ``TIDAL_S3_ENDPOINT_URL`` points at its server."""
+    import boto3
+
+    monkeypatch.setenv("TIDAL_S3_ENDPOINT_URL", s3_server)
+    client = boto3.client("s3", endpoint_url=s3_server)
+    name = f"tidal-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return Bucket(name, client)

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from tidal import artifacts
 from tidal.config.job import JobConfig, load_config
 from tidal.config.registry import register
 from tidal.errors import (
@@ -53,6 +54,7 @@ __all__ = [
     "StoreError",
     "TidalError",
     "UsageError",
+    "artifacts",
     "current_run",
     "init",
     "load_config",

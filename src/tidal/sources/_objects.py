@@ -112,7 +112,7 @@ def list_objects(
     object whose listing holds no content hash, from an opened file and its size.
     """
     fs = filesystem(entry, endpoint)
-    with _listing_errors(entry, endpoint):
+    with listing_errors(entry, endpoint):
         infos = _matching(fs, entry, extensions)
         if not infos:
             _refuse_empty(fs, entry, extensions)
@@ -149,7 +149,7 @@ def _refuse_empty(fs: Any, entry: str, extensions: tuple[str, ...]) -> None:
 
 
 @contextmanager
-def _listing_errors(entry: str, endpoint: str | None) -> Iterator[None]:
+def listing_errors(entry: str, endpoint: str | None) -> Iterator[None]:
     """Turn a filesystem's (or botocore's) exception into a SourceError naming bucket and cause."""
     try:
         yield
