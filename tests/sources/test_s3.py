@@ -24,9 +24,9 @@ import test_images
 import test_tar
 import test_video
 from PIL import Image
-from s3_server import Bucket, CountingProxy, start_moto
 from source_suite import LocalMedia, MakeSource, describe, describe_in_another_process, listing, reading
 
+from s3_server import Bucket, CountingProxy, start_moto
 from tidal.errors import DecodeError, SourceError
 from tidal.sources._paths import fingerprint_bytes
 from tidal.sources.base import Item, Source
