@@ -53,6 +53,7 @@ def ray_backend(processor: dict[str, Any], **http: Any) -> RayServeBackend:
     return RayServeBackend(config, describe_processor(config))
 
 
+@pytest.mark.slow
 class TestRayServeBackend(BackendSuite):
     @pytest.fixture
     def make_backend(self, ray_cluster: str) -> MakeBackend:
@@ -70,6 +71,7 @@ def serve_replicas(application: str) -> dict[str, int]:
             for state, count in deployment.replica_states.items() if count}
 
 
+@pytest.mark.slow
 def test_the_deployment_starts_at_zero_and_scales_back_to_zero_when_idle(ray_cluster: str) -> None:
     """Fails when Ray Serve starts a replica nobody asked for, or keeps one after the idle
     timeout (ray #59076: from 2.51 min_replicas=0 started one replica and never scaled down)."""
@@ -92,6 +94,7 @@ def test_the_deployment_starts_at_zero_and_scales_back_to_zero_when_idle(ray_clu
     asyncio.run(test())
 
 
+@pytest.mark.slow
 def test_the_front_serves_the_same_api_through_ray(ray_cluster: str) -> None:
     """Hooks, validation by the front, per-request errors and metrics, as with the local backend."""
     data = {"processor": {"serveprocessors.WordLengths": {}}, "imports": ["serveprocessors"], "name": "words",
@@ -112,6 +115,24 @@ def test_the_front_serves_the_same_api_through_ray(ray_cluster: str) -> None:
         assert front.metric('tidal_serve_workers{state="ready"}') == 1
         # one batch of three words (the blank sentence never reached process())
         assert (front.metric("tidal_serve_batch_items_count"), front.metric("tidal_serve_batch_items_sum")) == (1, 3)
+
+
+@pytest.mark.slow
+def test_a_processor_whose_setup_fails_answers_500_with_its_error(ray_cluster: str) -> None:
+    """Once Ray Serve gives up starting a replica, waiting requests fail at once, not at their timeout."""
+
+    async def test() -> None:
+        async with started(ray_backend({"serveprocessors.BrokenSetup": {}}, request_timeout=60)) as backend:
+            began = time.monotonic()
+            failed = await predict(backend, 1)
+            assert failed.status == 500 and time.monotonic() - began < 30
+            error = json.loads(failed.body)["error"]
+            assert error.startswith("the model worker could not start: serveprocessors.BrokenSetup")
+            assert "RuntimeError: model weights missing" in error
+            status = backend.status()
+            assert not status["ready"] and "model weights missing" in status["last_setup_error"]
+
+    asyncio.run(test())
 
 
 def test_http_settings_become_ray_serve_options() -> None:

@@ -96,6 +96,7 @@ class RayServeBackend(Backend):
         self.in_flight = 0
         self.replicas: list[dict[str, Any]] = []  # the last states read from Ray Serve
         self.last_setup_error: str | None = None
+        self.setup_failure: str | None = None  # Ray Serve gave up starting a replica: why
         self._read_at = self._answered_at = -math.inf  # when the replicas were read, a replica last answered
         self._numbers: dict[str, int] = {}
         self._counter = itertools.count(1)
@@ -205,14 +206,25 @@ class RayServeBackend(Backend):
 
     async def _forward(self, payload: Payload) -> Reply:
         response = self.handle.remote(payload.kind, payload.data)
-        remaining = self.config.http.request_timeout - (time.monotonic() - payload.received)
+        task = asyncio.ensure_future(_awaited(response))
+        deadline = payload.received + self.config.http.request_timeout
         try:
-            answer = await asyncio.wait_for(_awaited(response), max(0.0, remaining))
-        except TimeoutError:
-            response.cancel()  # the replica drops its items, or its batch's result
-            return self._timed_out()
+            while not task.done():
+                remaining = deadline - time.monotonic()
+                await asyncio.wait({task}, timeout=max(0.0, min(remaining, WATCH_SECONDS)))
+                if task.done():
+                    break
+                if remaining <= WATCH_SECONDS:
+                    return self._timed_out()
+                if self.setup_failure is not None and not self._ready_replicas():  # Ray gave up starting one
+                    return error_reply(500, f"the model worker could not start: {self.setup_failure}", log=True)
+            answer = task.result()
         except Exception as error:
             return self._failed(error)
+        finally:
+            if not task.done():  # the replica drops its items, or its batch's result
+                response.cancel()
+                task.cancel()
         if answer is None:  # cancelled in the replica: only a timeout does that
             return self._timed_out()
         self._answered_at = time.monotonic()
@@ -245,8 +257,8 @@ class RayServeBackend(Backend):
                                "replaces its replica, retry the request (if it crashes the worker again, it is the "
                                "cause)", log=True)
         if isinstance(error, DeploymentUnavailableError):
-            self.last_setup_error = self._deployment_message() or cause
-            return error_reply(500, f"the model worker could not start: {self.last_setup_error}", log=True)
+            self._read_replicas()
+            return error_reply(500, f"the model worker could not start: {self.setup_failure or cause}", log=True)
         LOG.exception("forwarding a request to Ray Serve failed")
         return error_reply(500, f"Ray Serve failed to answer: {cause}", log=True)
 
@@ -265,7 +277,8 @@ class RayServeBackend(Backend):
         ready = any(worker["state"] == "ready" for worker in workers)
         state = ("warm" if ready else "starting" if workers else "unreachable" if problem
                  else "idle (scaled to zero)")
-        return {"ready": not self.closing and problem is None and self.handle is not None, "state": state,
+        failing = self.setup_failure is not None and not ready
+        return {"ready": not (self.closing or problem or failing or self.handle is None), "state": state,
                 "workers": workers, "waiting": self.in_flight, "min_workers": self.min_workers,
                 "max_workers": self.max_workers, "idle_timeout": self.config.http.idle_timeout,
                 "last_setup_error": self.last_setup_error, "backend": "ray", "application": self.application,
@@ -283,10 +296,13 @@ class RayServeBackend(Backend):
         """Refresh :attr:`replicas` from Ray Serve; what went wrong, or None."""
         started = time.monotonic()
         try:
-            self.replicas = self._deployment().get("replicas") or []
-            self._read_at = started
+            deployment = self._deployment()
         except Exception as error:  # Ray gone: say so in /readyz rather than fail it
             return f"cannot read the replicas from Ray Serve: {_first_line(error)}"
+        self.replicas = deployment.get("replicas") or []
+        self._read_at = started
+        self.setup_failure = _setup_failure(deployment)
+        self.last_setup_error = self.setup_failure or self.last_setup_error
         return None
 
     def _deployment(self) -> dict[str, Any]:
@@ -294,10 +310,6 @@ class RayServeBackend(Backend):
         application = (details.get("applications") or {}).get(self.application) or {}
         return dict((application.get("deployments") or {}).get(DEPLOYMENT) or {})
 
-    def _deployment_message(self) -> str | None:
-        with contextlib.suppress(Exception):
-            return str(self._deployment().get("message") or "") or None
-        return None
 
     def _warm(self) -> bool:
         """A replica is ready: by the last read, or it answered since (the read is periodic)."""
@@ -426,6 +438,20 @@ def _ray_deprecations_ignored() -> Iterator[None]:
 
 async def _awaited(response: Any) -> Any:
     return await response
+
+
+def _setup_failure(deployment: dict[str, Any]) -> str | None:
+    """Why Ray Serve gave up starting the deployment's replicas (the processor's setup error,
+    from the traceback Ray keeps), or None while it has not."""
+    status = str(getattr(deployment.get("status"), "value", deployment.get("status")))
+    message = str(deployment.get("message") or "")
+    # UNHEALTHY also follows a crashed replica's failed health check: that one is replaced
+    if status not in ("UNHEALTHY", "DEPLOY_FAILED") or "failed to start" not in message:
+        return None
+    for line in message.splitlines():
+        if "ProcessorError: " in line:
+            return line.split("ProcessorError: ", 1)[1].strip()
+    return _first_line(Exception(message))
 
 
 def _worker_state(state: Any) -> str:
