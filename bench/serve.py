@@ -1,11 +1,15 @@
-"""tidal serve against Ray Serve (``min_replicas=0``) on this machine, with the same trivial processor.
+"""tidal serve (local and Ray backends) against Ray Serve (``min_replicas=0``) on this machine, with the same
+trivial processor.
 
 Prints side by side, measured in one run: the first request from zero workers (the processor's
-setup takes 0 s, so this is all serving cost), the warm request latency (p50/p95; with a
-trivial processor this is the serving overhead), the idle memory with zero workers (the whole
-process tree), and the time from the last request until the worker's process is gone, beyond
-the idle timeout. A bare uvicorn app on the same HTTP stack shows the floor. Also the
-RepetitionCounter's frames/s, in process and through ``examples/repetitions/service.hjson``.
+setup takes 0 s, so this is all serving cost; p50 and p99 over ``--cold-runs``), the warm request
+latency (p50/p95; with a trivial processor this is the serving overhead), the idle memory with
+zero workers (the whole process tree), and the time from the last request until the worker's
+process is gone, beyond the idle timeout. Three columns: ``tidal serve`` with its local backend,
+``tidal serve --backend ray`` (the same front over Ray Serve replicas; the front starts its own
+local Ray, ``--address local``, whose processes count in its tree), and Ray Serve used directly.
+A bare uvicorn app on the same HTTP stack shows the floor. Also the RepetitionCounter's
+frames/s, in process and through ``examples/repetitions/service.hjson``.
 
 Ray Serve runs from another interpreter (``--ray-python``, default ``/tmp/ray-venv/bin/python``
 when it exists, else this one if it has ray): ``pip install "ray[serve]"`` there. Ray runs with
@@ -13,7 +17,7 @@ RAY_AUTH_MODE=disabled (Ray >= 2.60 turns token auth on; nothing but 127.0.0.1 i
 here), RAY_USAGE_STATS_ENABLED=0, ``ray.init(_node_ip_address="127.0.0.1")``. When it cannot
 run, the figures the issue measured earlier are printed instead, labelled as not measured.
 
-    python bench/serve.py [--requests 300] [--cold-runs 3] [--idle-timeout 2] [--ray-python PATH | --no-ray]
+    python bench/serve.py [--requests 300] [--cold-runs 10] [--idle-timeout 2] [--ray-python PATH | --no-ray]
 
 Targets: first request ≤ 1.0 s + setup; warm p50 ≤ 2 ms; idle front ≤ 150 MB RSS; memory
 released within 1 s of the idle timeout.
@@ -40,6 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAY_PYTHON = Path("/tmp/ray-venv/bin/python")
 RAY_REFERENCE = {"cold_seconds": "4.9-9.5 s", "warm_p50_ms": "7-8.5 ms", "idle_mb": "~1300 MB"}
+# Ray reachable only from this machine: no token (Ray 2.60 would write one to ~/.ray), no usage report
+RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 FLOOR_APP = """
 import sys, uvicorn
 from starlette.applications import Starlette
@@ -121,8 +128,8 @@ def percentile(ordered: list[float], q: float) -> float:
 
 def start_front(target: str, port: int, home: str, *flags: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "tidal", "serve", target, "--port", str(port), "--log-level", "warning", *flags]
-    process = subprocess.Popen(command, cwd=ROOT, env=os.environ | {"TIDAL_HOME": home})
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz") or process.poll() is not None, 60, 0.05)
+    process = subprocess.Popen(command, cwd=ROOT, env=os.environ | RAY_ENVIRONMENT | {"TIDAL_HOME": home})
+    wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz") or process.poll() is not None, 120, 0.05)
     if process.poll() is not None:
         raise RuntimeError(f"tidal serve {target} exited with {process.returncode}")
     return process
@@ -136,14 +143,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def measure_tidal(args: argparse.Namespace) -> dict[str, Any]:
+def measure_tidal(args: argparse.Namespace, *backend: str) -> dict[str, Any]:
+    """``tidal serve`` of NoOp; ``backend``: more flags (``--backend ray --address local``)."""
     import httpx
     import psutil
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as home:
-        front = start_front("tidal.processors.noop:NoOp", port, home, "--idle-timeout", str(args.idle_timeout))
+        front = start_front("tidal.processors.noop:NoOp", port, home, "--idle-timeout", str(args.idle_timeout),
+                            *backend)
         try:
             time.sleep(1.0)
             idle = {"front_mb": psutil.Process(front.pid).memory_info().rss / 2**20,
@@ -151,7 +160,7 @@ def measure_tidal(args: argparse.Namespace) -> dict[str, Any]:
             cold, released, warm = [], [], []
             with httpx.Client(timeout=60) as client:
                 for run in range(args.cold_runs):
-                    wait_until(lambda: not client.get(f"{base}/readyz").json()["workers"], 60, 0.05)
+                    wait_until(lambda: not client.get(f"{base}/readyz").json()["workers"], 120, 0.05)
                     elapsed, _ = timed_post(client, f"{base}/v1/predict", "first")
                     cold.append(elapsed)
                     if run == 0:
@@ -239,11 +248,17 @@ def _bikes() -> Path:
 # --- Ray Serve --------------------------------------------------------------------------------
 
 
+def measure_ray_backend(args: argparse.Namespace) -> dict[str, Any]:
+    """``tidal serve --backend ray``: the same front over Ray Serve replicas, on a Ray of its own."""
+    import ray  # noqa: F401  (the ray extra must be installed in this interpreter)
+
+    return measure_tidal(args, "--backend", "ray", "--address", "local")
+
+
 def measure_ray(args: argparse.Namespace) -> dict[str, Any]:
     """Run this file with --ray-only in the Ray interpreter; it prints its figures on a RESULT line."""
     python = args.ray_python
-    env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "RAY_AUTH_MODE": "disabled",
-                        "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = os.environ | RAY_ENVIRONMENT | {"PYTHONPATH": str(ROOT / "src")}
     command = [python, __file__, "--ray-only", "--requests", str(args.requests), "--cold-runs", str(args.cold_runs),
                "--idle-timeout", str(args.idle_timeout)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
@@ -260,7 +275,7 @@ def ray_only(args: argparse.Namespace) -> None:
     from ray import serve
 
     port = free_port()
-    ray.init(_node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "ERROR"})
     delay = args.idle_timeout
     deployment = serve.deployment(
@@ -318,9 +333,17 @@ def _ray_replicas() -> int:
 # --- report -----------------------------------------------------------------------------------
 
 
-def report(tidal: dict[str, Any], floor: list[float], ray: dict[str, Any] | None, ray_reason: str,
-           repetitions: dict[str, float] | str, args: argparse.Namespace) -> None:
-    ray_label = f"Ray Serve {ray['version']}" if ray else "Ray Serve (NOT measured)"
+def report(tidal: dict[str, Any], backend: dict[str, Any] | str, floor: list[float], ray: dict[str, Any] | None,
+           ray_reason: str, repetitions: dict[str, float] | str, args: argparse.Namespace) -> None:
+    """The table: tidal's local backend, tidal's Ray backend, Ray Serve used directly."""
+    ray_label = f"Ray Serve {ray['version']} direct" if ray else "Ray Serve (NOT measured)"
+    measured = backend if isinstance(backend, dict) else None
+    missing = "NOT measured (see below)"
+
+    def cold(values: list[float]) -> str:
+        ordered = sorted(values)
+        return (f"p50 {percentile(ordered, 50):.2f} s, p99 {percentile(ordered, 99):.2f} s ({len(values)} runs, "
+                f"min {ordered[0]:.2f})")
 
     def seconds(values: list[float]) -> str:
         return f"{statistics.median(values):.2f} s (runs: {', '.join(f'{v:.2f}' for v in values)})"
@@ -328,29 +351,45 @@ def report(tidal: dict[str, Any], floor: list[float], ray: dict[str, Any] | None
     def millis(values: list[float]) -> str:
         return f"p50 {1000 * percentile(values, 50):.2f} ms, p95 {1000 * percentile(values, 95):.2f} ms"
 
+    def idle(figures: dict[str, Any]) -> str:
+        return (f"{figures['idle']['tree_mb']:.0f} MB (front {figures['idle']['front_mb']:.0f} MB; after the runs "
+                f"{figures['idle_after_mb']:.0f} MB)")
+
+    def column(figures: dict[str, Any] | None, show: Callable[[dict[str, Any]], str], absent: str) -> str:
+        return show(figures) if figures else absent
+
     rows = [
-        ("first request from zero workers", seconds(tidal["cold"]),
-         seconds(ray["cold"]) if ray else RAY_REFERENCE["cold_seconds"], "<= 1.0 s (+ setup: 0 s)"),
+        ("first request from zero workers", cold(tidal["cold"]), column(measured, lambda f: cold(f["cold"]), missing),
+         column(ray, lambda f: cold(f["cold"]), RAY_REFERENCE["cold_seconds"]), "<= 1.0 s (+ setup: 0 s)"),
         (f"warm request ({args.requests} sequential)", millis(tidal["warm"]),
-         millis(ray["warm"]) if ray else RAY_REFERENCE["warm_p50_ms"], "p50 <= 2 ms"),
-        ("  same HTTP stack, bare uvicorn app (floor)", millis(floor), "", ""),
-        ("idle memory, zero workers (process tree RSS)", f"{tidal['idle']['tree_mb']:.0f} MB (front "
-         f"{tidal['idle']['front_mb']:.0f} MB; after the runs {tidal['idle_after_mb']:.0f} MB)",
-         f"{ray['idle']['tree_mb']:.0f} MB" if ray else RAY_REFERENCE["idle_mb"], "front <= 150 MB"),
+         column(measured, lambda f: millis(f["warm"]), missing),
+         column(ray, lambda f: millis(f["warm"]), RAY_REFERENCE["warm_p50_ms"]), "p50 <= 2 ms"),
+        ("  same HTTP stack, bare uvicorn app (floor)", millis(floor), "", "", ""),
+        ("idle memory, zero workers (process tree RSS)", idle(tidal), column(measured, idle, missing),
+         column(ray, lambda f: f"{f['idle']['tree_mb']:.0f} MB", RAY_REFERENCE["idle_mb"]), "front <= 150 MB"),
         (f"last request -> worker process gone, beyond the idle timeout ({args.idle_timeout:g} s)",
-         seconds(tidal["released"]), seconds(ray["released"]) if ray else "-", "<= 1.0 s"),
+         seconds(tidal["released"]), column(measured, lambda f: seconds(f["released"]), missing),
+         column(ray, lambda f: seconds(f["released"]), "-"), "<= 1.0 s"),
     ]
-    width = [max(len(str(row[i])) for row in [*rows, ("", "tidal serve", ray_label, "target")]) for i in range(4)]
-    print(f"{'':{width[0]}}  {'tidal serve':{width[1]}}  {ray_label:{width[2]}}  target")
-    for row in rows:
-        print(f"{row[0]:{width[0]}}  {row[1]:{width[1]}}  {row[2]:{width[2]}}  {row[3]}")
+    header = ("", "tidal serve (local)", "tidal serve --backend ray", ray_label, "target")
+    width = [max(len(str(row[i])) for row in [*rows, header]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(f"{cell:{width[i]}}" for i, cell in enumerate(row)).rstrip())
     print(f"\ntidal worker start (spawn, imports, setup) as the front measured it: {tidal['worker_start']:.2f} s "
           "on average")
+    if measured:
+        print(f"tidal's Ray backend, replica start (scale-up decision, actor, imports, setup) as its front saw it: "
+              f"{measured['worker_start']:.2f} s on average; its front and the Ray it started are the idle tree")
+        print(f"ratios Ray backend/local backend: first request p50 "
+              f"{statistics.median(measured['cold']) / statistics.median(tidal['cold']):.1f}x, warm p50 "
+              f"{percentile(measured['warm'], 50) / percentile(tidal['warm'], 50):.1f}x")
+    else:
+        print(f"tidal's Ray backend was not measured: {backend}")
     if ray:
         ratio = statistics.median(ray["cold"]) / statistics.median(tidal["cold"])
         warm_ratio = percentile(ray["warm"], 50) / percentile(tidal["warm"], 50)
-        print(f"ratios Ray/tidal: first request {ratio:.1f}x, warm p50 {warm_ratio:.1f}x, idle memory "
-              f"{ray['idle']['tree_mb'] / tidal['idle']['tree_mb']:.1f}x")
+        print(f"ratios Ray Serve direct/tidal local: first request {ratio:.1f}x, warm p50 {warm_ratio:.1f}x, "
+              f"idle memory {ray['idle']['tree_mb'] / tidal['idle']['tree_mb']:.1f}x")
     else:
         print(f"Ray Serve was not measured: {ray_reason}\nIts column shows the figures issue 4 reports from an "
               "earlier measurement on this machine (NOT measured in this run).")
@@ -365,16 +404,22 @@ def report(tidal: dict[str, Any], floor: list[float], ray: dict[str, Any] | None
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="warm requests per server")
-    parser.add_argument("--cold-runs", type=int, default=3, help="first requests from zero workers per server")
+    parser.add_argument("--cold-runs", type=int, default=10, help="first requests from zero workers per server")
     parser.add_argument("--idle-timeout", type=float, default=2.0, help="seconds before an idle worker stops")
     parser.add_argument("--ray-python", default=None, help="a Python with ray[serve] installed")
-    parser.add_argument("--no-ray", action="store_true", help="skip Ray Serve")
+    parser.add_argument("--no-ray", action="store_true", help="skip Ray: tidal's Ray backend and Ray Serve")
     parser.add_argument("--ray-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ray_only:
         ray_only(args)
         return 0
     tidal = measure_tidal(args)
+    backend: dict[str, Any] | str = "skipped (--no-ray)"
+    if not args.no_ray:
+        try:
+            backend = measure_ray_backend(args)
+        except Exception as error:  # no ray extra here, or Ray cannot start: say why
+            backend = f"{type(error).__name__}: {error}"
     floor = measure_floor(args)
     try:
         repetitions: dict[str, float] | str = measure_repetitions()
@@ -390,7 +435,7 @@ def main() -> int:
                 ray = measure_ray(args)
             except Exception as error:  # Ray cannot run here: say why, show the reference figures
                 reason = f"{type(error).__name__}: {error}"
-    report(tidal, floor, ray, reason, repetitions, args)
+    report(tidal, backend, floor, ray, reason, repetitions, args)
     return 0
 
 

@@ -140,7 +140,8 @@ def test_http_settings_become_ray_serve_options() -> None:
     options = deployment_options(config, 4, 0, 3)
     autoscaling = options["autoscaling_config"]
     assert (autoscaling["min_replicas"], autoscaling["initial_replicas"], autoscaling["max_replicas"]) == (0, 0, 3)
-    assert (autoscaling["downscale_to_zero_delay_s"], autoscaling["look_back_period_s"]) == (300, 30.0)
+    # the metrics' look-back and the delay after it make up the idle timeout
+    assert (autoscaling["look_back_period_s"], autoscaling["downscale_to_zero_delay_s"]) == (30.0, 270.0)
     assert autoscaling["metrics_interval_s"] == 10.0  # Ray's default: no deprecation warning for the usual case
     assert (options["max_queued_requests"], options["max_ongoing_requests"]) == (7, 8)
     assert options["ray_actor_options"] == {"num_cpus": REPLICA_CPUS, "num_gpus": 0.0}

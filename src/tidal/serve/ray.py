@@ -22,9 +22,10 @@ How the ``http`` settings map onto Ray Serve's:
 ==================== ==================================================================
 ``min_workers``      ``min_replicas`` and ``initial_replicas`` (0: scaled to zero)
 ``max_workers``      ``max_replicas``
-``idle_timeout``     ``downscale_delay_s`` and ``downscale_to_zero_delay_s``; the request
-                     metrics are averaged over ``idle_timeout / 2`` (at most Ray's 30 s),
-                     else a replica outlives its idle timeout by Ray's 30 s look-back
+``idle_timeout``     Ray's look-back (the request metrics are averaged over ``idle_timeout
+                     / 2``, at most Ray's 30 s) plus ``downscale_delay_s`` and
+                     ``downscale_to_zero_delay_s`` (the rest): a replica exits about
+                     ``idle_timeout`` after the last request, not Ray's 30 s look-back later
 ``max_batch_size``   the replica's batches (items), and ``target_ongoing_requests``
 ``queue_limit``      ``max_queued_requests`` (503 with ``Retry-After`` past it)
 ``request_timeout``  the front cancels the request in Ray (504)
@@ -109,8 +110,12 @@ class RayServeBackend(Backend):
 
     async def start(self) -> None:
         """Connect to Ray (blocking: nothing is served before it is up), deploy, watch."""
-        self._connect()
-        await self._in_thread(self._deploy)
+        try:
+            self._connect()
+            await self._in_thread(self._deploy)
+        except BaseException:
+            self._ray.close()  # a Ray this front started stops with it
+            raise
         self._spawn(self._every(WATCH_SECONDS, self._watch))
         self._spawn(self._every(REPORT_SECONDS, self._report))
         LOG.info("serving %s on Ray Serve as application %r: batches of up to %d items, %d-%d replicas of %g CPU "
@@ -370,9 +375,10 @@ def deployment_options(config: ServiceConfig, batch_size: int, min_workers: int,
     http, ray = config.http, config.ray
     look_back = min(LOOK_BACK_LIMIT_SECONDS, max(0.2, http.idle_timeout / 2))
     initial = min_workers if initial is None else initial
+    delay = max(0.0, http.idle_timeout - look_back)  # Ray's decision comes a look-back after the last request
     autoscaling = {"min_replicas": min_workers, "initial_replicas": initial, "max_replicas": max_workers,
                    "target_ongoing_requests": batch_size, "upscale_delay_s": 0.0,
-                   "downscale_delay_s": http.idle_timeout, "downscale_to_zero_delay_s": http.idle_timeout,
+                   "downscale_delay_s": delay, "downscale_to_zero_delay_s": delay,
                    "look_back_period_s": look_back, "metrics_interval_s": min(10.0, look_back / 2)}
     actor: dict[str, Any] = {"num_cpus": ray.num_cpus, "num_gpus": ray.num_gpus}
     if ray.runtime_env:
@@ -380,7 +386,8 @@ def deployment_options(config: ServiceConfig, batch_size: int, min_workers: int,
     return {"name": DEPLOYMENT, "ray_actor_options": actor, "autoscaling_config": autoscaling,
             "max_ongoing_requests": BATCHES_AHEAD * batch_size, "max_queued_requests": max(1, http.queue_limit),
             "graceful_shutdown_wait_loop_s": 0.1, "graceful_shutdown_timeout_s": STOP_GRACE_SECONDS,
-            "health_check_period_s": HEALTH_CHECK_SECONDS, "max_constructor_retry_count": CONSTRUCTOR_RETRIES}
+            "health_check_period_s": HEALTH_CHECK_SECONDS, "max_constructor_retry_count": CONSTRUCTOR_RETRIES,
+            "logging_config": {"enable_access_log": False}}  # as the local backend: no line per request
 
 
 def application_name(service: str) -> str:
