@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +172,16 @@ def test_an_unreachable_address_is_a_config_error_naming_it() -> None:
                             "backend": {"ray": {"address": "127.0.0.1:9"}}}, "s", HERE)
     with pytest.raises(ConfigError, match=r"backend.ray.address: cannot connect to Ray at '127.0.0.1:9'"):
         RayServeBackend(config, describe_processor(config))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--address", "127.0.0.1:9"], "backend.ray.address: cannot connect to Ray at '127.0.0.1:9'"),
+    (["--backend", "local", "--address", "127.0.0.1:9"], "--address is the Ray cluster's"),
+    (["--backend", "rey"], "backend: expected 'local' or 'ray'"),
+])
+def test_the_command_line_refuses_a_bad_backend_before_serving(flags: list[str], message: str, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tidal", "serve", "serveprocessors:Echo", "--no-track", *flags]
+    done = subprocess.run(command, cwd=HERE, env=os.environ | {"TIDAL_HOME": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split()), done.stderr
