@@ -5,7 +5,7 @@ Pages (HTML, Jinja2 with autoescape; small hand-written JavaScript, no front-end
 | path | what |
 | --- | --- |
 | ``/`` | runs: filter by project, status, tag and text (query params), sort, select to compare |
-| ``/runs/{id}`` | one run: params, config, metrics charts, images, live log tail, artifacts, git, environment |
+| ``/runs/{id}`` | one run: params, config, charts (phases shaded), images, live logs, artifacts, git, environment |
 | ``/runs/{id}/head`` | the run page's head alone: what a live page refreshes (not the whole page) |
 | ``/compare?ids=a,b`` | params and config side by side (differences highlighted), overlaid metric charts |
 | ``/jobs``, ``/jobs/{id}`` | batch jobs: progress, throughput, ETA, failures with their errors and item keys |
@@ -130,7 +130,7 @@ class Dashboard:
         return self.render(
             request, "run.html", run=view, live=view["live"], chart_groups=_chart_groups(list(metrics)),
             metrics=_metrics_json(metrics), metrics_cursor=sample["last"], sampled_keys=sample["sampled"],
-            logs=logs, last_log=last_log, skipped_logs=skipped,
+            phases=_phases(run), logs=logs, last_log=last_log, skipped_logs=skipped,
             image_keys=image_keys, image_steps=image_steps, older_image_steps=older_steps,
             artifacts=self.store.artifacts(run_id), diff=_diff_lines((run.get("git") or {}).get("diff") or ""),
             environment=_environment_rows(run.get("environment") or {}),
@@ -260,6 +260,15 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
     end = ended if ended is not None else (time.time() if live else None)
     duration = end - started if started is not None and end is not None else None
     return run | {"duration": duration, "live": live}
+
+
+def _phases(run: dict[str, Any]) -> list[Any]:
+    """The run's phases, ``stats.phases`` (``tidal train`` records each cycle as one: ``{"name",
+    "start_step", "end_step"}``), for the charts to shade. Passed as logged: charts.js checks each
+    entry, the same way for this page's data and for a live page's refetch of the run."""
+    stats = run.get("stats")
+    phases = stats.get("phases") if isinstance(stats, dict) else None
+    return phases if isinstance(phases, list) else []
 
 
 def _log_tail(store: Store, run_id: str) -> tuple[list[dict[str, Any]], int, int]:

@@ -14,6 +14,12 @@
  * values break the line and are drawn as markers on the plot's edge (NaN: a cross at the bottom,
  * +inf: a triangle at the top, -inf: a triangle at the bottom). When every point has a step
  * the x axis is the step, otherwise the seconds since the series' first point.
+ *
+ * `options.phases` (or `chart.setPhases(phases)`) shades a run's phases, as its stats record them
+ * (`tidal train`: one per cycle): [{name, start_step, end_step}], end_step absent while the phase
+ * is still going. Each is a band from its start step with a boundary line and its name on top,
+ * drawn behind the canvas as elements (`.chart-phase[data-phase-start]`) that follow the zoom;
+ * a chart whose x axis is time (no steps) shows none. Malformed entries are skipped.
  */
 (function () {
   "use strict";
@@ -67,6 +73,25 @@
     return kept;
   }
 
+  // a run's phases as bands {name, start, end, index} sorted by start; end null: still open (the
+  // next phase's start closes it when it has none); entries without a numeric start_step skipped
+  function phaseBands(phases) {
+    if (!Array.isArray(phases)) return [];
+    const bands = phases.filter(function (phase) {
+      return phase !== null && typeof phase === "object" && Number.isFinite(phase.start_step);
+    }).map(function (phase, index) {
+      const named = typeof phase.name === "string" && phase.name !== "";
+      return {name: named ? phase.name : "phase " + (index + 1), start: phase.start_step,
+              end: Number.isFinite(phase.end_step) ? phase.end_step : null};
+    });
+    bands.sort(function (a, b) { return a.start - b.start; });
+    bands.forEach(function (band, index) {
+      band.index = index;
+      if (band.end === null && index + 1 < bands.length) band.end = bands[index + 1].start;
+    });
+    return bands;
+  }
+
   function formatNumber(value) {
     if (Number.isNaN(value)) return "NaN";
     if (value === Infinity) return "+∞";
@@ -112,6 +137,10 @@
     constructor(figure, options) {
       this.figure = figure;
       this.body = figure.querySelector(".chart-body") || figure;
+      this.phaseLayer = document.createElement("div");  // before the canvas: bands lie under the lines
+      this.phaseLayer.className = "chart-phases";
+      this.body.appendChild(this.phaseLayer);
+      this.phases = phaseBands(options.phases);
       this.canvas = document.createElement("canvas");
       this.body.appendChild(this.canvas);
       this.tooltip = document.createElement("div");
@@ -147,6 +176,12 @@
       const view = this.view, zoomed = this.zoomed;
       this.update([{name: one.name, color: one.color, points: thinned}]);
       if (zoomed) { this.view = view; this.zoomed = zoomed; this.draw(); }
+    }
+
+    setPhases(phases) {
+      this.phases = phaseBands(phases);
+      this.phaseKey = null;
+      this.draw();
     }
 
     zoomTo(low, high) {
@@ -275,7 +310,11 @@
           if (chart.plottable(point.y)) { yLow = Math.min(yLow, point.y); yHigh = Math.max(yHigh, point.y); }
         });
       });
-      if (view) { xLow = view.low; xHigh = view.high; }
+      if (view) { xLow = view.low; xHigh = view.high; } else if (Number.isFinite(xLow)) {
+        this.shownPhases().forEach(function (band) {  // a run's charts all span its phases
+          xLow = Math.min(xLow, band.start); xHigh = Math.max(xHigh, band.end === null ? band.start : band.end);
+        });
+      }
       if (!Number.isFinite(xLow)) { xLow = 0; xHigh = 1; }
       if (xLow === xHigh) { xLow -= 1; xHigh += 1; }
       if (!Number.isFinite(yLow)) { yLow = this.logScale ? 1 : 0; yHigh = this.logScale ? 10 : 1; }
@@ -311,6 +350,7 @@
       context.clearRect(0, 0, width, height);
       this.scale = this.scales(width, height);
       this.drawAxes(context, this.scale);
+      this.drawPhases(this.scale);
       const chart = this;
       this.visibleSeries().forEach(function (one) { chart.drawSeries(context, chart.scale, one); });
       this.drawHover(context, this.scale);
@@ -347,6 +387,51 @@
       context.moveTo(plot.left + 0.5, plot.top); context.lineTo(plot.left + 0.5, plot.bottom + 0.5);
       context.lineTo(plot.right, plot.bottom + 0.5);
       context.stroke();
+    }
+
+    // the bands in the plot's current x range; rebuilt only when that range or the phases change
+    drawPhases(scale) {
+      const bands = this.shownPhases();
+      const key = JSON.stringify([bands, scale.xLow, scale.xHigh, scale.plot]);
+      if (key === this.phaseKey) return;
+      this.phaseKey = key;
+      const chart = this;
+      this.phaseLayer.replaceChildren(...bands.map(function (band) { return chart.phaseElement(band, scale); })
+        .filter(Boolean));
+    }
+
+    // none on a time axis (steps cannot be placed there) or an empty chart
+    shownPhases() {
+      const shown = this.byStep && this.visibleSeries().some(function (one) { return one.points.length; });
+      return shown ? this.phases : [];
+    }
+
+    phaseElement(band, scale) {
+      const end = band.end === null ? scale.xHigh : band.end;
+      if (end <= scale.xLow || band.start >= scale.xHigh) return null;
+      const left = scale.x(Math.max(band.start, scale.xLow)), right = scale.x(Math.min(end, scale.xHigh));
+      const element = document.createElement("div");
+      element.className = "chart-phase" + (band.index % 2 ? " odd" : "") + (band.start < scale.xLow ? " cut" : "");
+      element.dataset.phaseStart = String(band.start);
+      if (band.end !== null) element.dataset.phaseEnd = String(band.end);
+      element.style.left = left + "px";
+      element.style.width = Math.max(0, right - left) + "px";
+      element.style.top = scale.plot.top + "px";
+      element.style.height = (scale.plot.bottom - scale.plot.top) + "px";
+      const label = document.createElement("span");
+      label.className = "chart-phase-label";
+      label.textContent = band.name;
+      element.appendChild(label);
+      return element;
+    }
+
+    // the phase a step belongs to: a boundary step starts the next phase
+    phaseAt(step) {
+      let found = null;
+      this.phases.forEach(function (band) {
+        if (band.start <= step && (band.end === null || step <= band.end)) found = band;
+      });
+      return found;
     }
 
     drawSeries(context, scale, one) {
@@ -467,7 +552,9 @@
 
     showTooltip(hit, x) {
       const title = document.createElement("div");
-      title.textContent = this.byStep ? "step " + hit.step : "t = " + formatSeconds(hit.x) + (hit.step !== null ? " · step " + hit.step : "");
+      const phase = this.byStep ? this.phaseAt(hit.step) : null;
+      title.textContent = this.byStep ? "step " + hit.step + (phase ? " · " + phase.name : "")
+                                      : "t = " + formatSeconds(hit.x) + (hit.step !== null ? " · step " + hit.step : "");
       const rows = hit.found.map(function (entry) {
         const row = document.createElement("div");
         row.className = "row";
@@ -487,5 +574,6 @@
     }
   }
 
-  window.TidalCharts = {LineChart: LineChart, PALETTE: PALETTE, formatNumber: formatNumber, decimate: decimate};
+  window.TidalCharts = {LineChart: LineChart, PALETTE: PALETTE, formatNumber: formatNumber, decimate: decimate,
+                        phaseBands: phaseBands};
 })();

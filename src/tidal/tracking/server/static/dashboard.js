@@ -115,8 +115,10 @@
     const section = document.getElementById("metrics");
     if (!metrics || !section) return;
     const sampled = new Set(JSON.parse(section.dataset.sampled || "[]"));
-    const api = root + "/api/v1/runs/" + encodeURIComponent(document.body.dataset.runId) + "/metrics/sampled";
+    const run = root + "/api/v1/runs/" + encodeURIComponent(document.body.dataset.runId);
+    const api = run + "/metrics/sampled";
     const charts = {};
+    let phases = readJson("phases-data") || [];
     const zoom = function (key) {
       return function (start, end, axis, buckets) {
         const query = "?keys=" + encodeURIComponent(key) + "&buckets=" + buckets + "&axis=" + axis +
@@ -128,7 +130,7 @@
     };
     const draw = function (figure, points) {
       const key = figure.dataset.key;
-      charts[key] = new TidalCharts.LineChart(figure, {series: [{name: key, points: points}],
+      charts[key] = new TidalCharts.LineChart(figure, {series: [{name: key, points: points}], phases: phases,
                                                        sampled: sampled.has(key), zoom: zoom(key)});
     };
     document.querySelectorAll("figure.chart[data-key]").forEach(function (figure) {
@@ -148,6 +150,15 @@
             if (charts[key]) charts[key].append(body.metrics[key]);
             else draw(newChart(section, key), body.metrics[key]);
           });
+          // a run with phases (a training records its first as it starts) may begin or end one: its stats say
+          if (phases.length) return fetch(run);
+        })
+        .then(function (response) { return response && response.ok ? response.json() : null; })
+        .then(function (body) {
+          const fresh = body && body.stats && Array.isArray(body.stats.phases) ? body.stats.phases : [];
+          if (!body || JSON.stringify(fresh) === JSON.stringify(phases)) return;
+          phases = fresh;
+          Object.keys(charts).forEach(function (key) { charts[key].setPhases(phases); });
         })
         .catch(function () { /* the next poll tries again */ })
         .finally(function () { if (wasLive) setTimeout(poll, METRICS_POLL_MS); });
