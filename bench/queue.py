@@ -17,9 +17,12 @@ runs per cluster. This bench, in one run:
    them to be alive together) straight to Ray Jobs, as ``ray job submit`` does (no entrypoint
    resources), and extrapolates the cost per supervisor to ``--runs`` jobs (said so in the output).
 
-RSS counts pages shared between processes once per process; both sides are measured the same way.
+RSS counts a page shared by several processes (Ray's dashboard modules are forked from one
+server) once per process, so the sum overstates what the head holds; PSS splits each shared page
+between its processes, so it adds up. Both are printed, measured the same way on both sides. The
+``ray start --block`` launcher is left out: on a real head ``ray start`` exits once the head is up.
 
-    python bench/queue.py [--runs 1000] [--window 120] [--direct 20] [--cpus 0.5]
+    python bench/queue.py [--runs 1000] [--window 180] [--direct 20] [--cpus 0.5]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 import argparse
 import concurrent.futures
+import logging
 import os
 import signal
 import socket
@@ -44,7 +48,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import httpx
@@ -134,8 +138,9 @@ def ray_head(cpus: int) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def tidal_server(home: Path) -> Iterator[str]:
-    """``tidal server`` over a SQLite store in ``home``, on 127.0.0.1 (its dispatcher runs inside): its URL."""
+def tidal_server(home: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """``tidal server`` over a SQLite store in ``home``, on 127.0.0.1 (its dispatcher runs inside): its URL
+    and its process."""
     port = free_port()
     log = home / "server.log"
     with log.open("wb") as output:
@@ -146,36 +151,55 @@ def tidal_server(home: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, server, log, "tidal server")
-        yield url
+        yield url, psutil.Process(server.pid)
     finally:
         stop_group(server)
 
 
 # --- the head's memory ----------------------------------------------------------------------------
 
-def head_memory(group: int) -> tuple[int, int]:
-    """(Ray's processes, job scripts): RSS bytes over the head's process tree and process group."""
+@dataclass(frozen=True)
+class Memory:
+    """Bytes over the head's processes: Ray's own and the job scripts', as RSS and as PSS."""
+
+    ray_rss: int = 0
+    ray_pss: int = 0
+    scripts_rss: int = 0
+    scripts_pss: int = 0
+    supervisors: int = 0  # Ray Jobs' JobSupervisor actors alive
+
+
+MEASURES = ["ray_rss", "ray_pss", "scripts_rss", "scripts_pss"]
+
+
+def head_processes(group: int) -> list[psutil.Process]:
+    """Every process the head started: its process tree and process group, less the ``ray start --block``
+    launcher itself (``ray start`` without ``--block``, as on a real head, exits once the head is up)."""
     members: dict[int, psutil.Process] = {}
-    try:
-        root = psutil.Process(group)
-        members = {process.pid: process for process in [root, *root.children(recursive=True)]}
-    except psutil.NoSuchProcess:
-        pass
+    with suppress(psutil.NoSuchProcess):
+        members = {process.pid: process for process in psutil.Process(group).children(recursive=True)}
     for process in psutil.process_iter():  # anything that left the tree but kept the group
         try:
-            if process.pid not in members and os.getpgid(process.pid) == group:
+            if process.pid not in members and process.pid != group and os.getpgid(process.pid) == group:
                 members[process.pid] = process
         except (ProcessLookupError, psutil.Error):
             continue
-    ray, scripts = 0, 0
-    for process in members.values():
+    return list(members.values())
+
+
+def head_memory(group: int) -> Memory:
+    totals: Counter[str] = Counter()
+    for process in head_processes(group):
         try:
-            rss = process.memory_info().rss
-            is_script = any(SCRIPT in part for part in process.cmdline())
+            info = process.memory_full_info()
+            command = " ".join(process.cmdline())
         except psutil.Error:  # ended while we looked
             continue
-        ray, scripts = (ray, scripts + rss) if is_script else (ray + rss, scripts)
-    return ray, scripts
+        side = "scripts" if SCRIPT in command else "ray"
+        totals["supervisors"] += "JobSupervisor" in command
+        totals[f"{side}_rss"] += info.rss
+        totals[f"{side}_pss"] += info.pss
+    return Memory(**totals)
 
 
 @dataclass
@@ -184,7 +208,7 @@ class Sampler:
 
     group: int
     interval: float = 0.5
-    samples: list[tuple[float, int, int]] = field(default_factory=list)
+    samples: list[Memory] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -200,45 +224,46 @@ class Sampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), *head_memory(self.group)))
+            self.samples.append(head_memory(self.group))
             self._stop.wait(self.interval)
 
-    def peak(self) -> tuple[int, int]:
-        """The highest total (Ray + scripts) sample: (Ray's part, the scripts' part)."""
-        _, ray, scripts = max(self.samples, key=lambda sample: sample[1] + sample[2])
-        return ray, scripts
 
-    def peak_ray(self) -> int:
-        return max(sample[1] for sample in self.samples)
-
-
-def idle_memory(group: int, settle: float, seconds: float) -> int:
-    """The head's idle figure: the median of Ray's RSS over ``seconds``, after ``settle`` seconds."""
+def idle_memory(group: int, settle: float = 10, seconds: float = 10) -> Memory:
+    """The head's idle figure: the median of each measure over ``seconds``, after ``settle`` seconds."""
     time.sleep(settle)
     with Sampler(group) as sampler:
         time.sleep(seconds)
-    return int(statistics.median(sample[1] for sample in sampler.samples))
+    return Memory(**{name: int(statistics.median(getattr(sample, name) for sample in sampler.samples))
+                     for name in MEASURES})
+
+
+@dataclass
+class Trial:
+    """One way of submitting: the head's idle figure, its memory meanwhile, how the runs ended."""
+
+    idle: Memory
+    samples: list[Memory]
+    statuses: Counter[str]
+    seconds: float
+
+    def peak(self, measure: str = "supervisors") -> int:
+        return max(getattr(sample, measure) for sample in self.samples)
+
+    def ratio(self, measure: str) -> float:
+        return self.peak(measure) / getattr(self.idle, measure)
 
 
 # --- tidal's queue --------------------------------------------------------------------------------
 
-@dataclass
-class QueueResult:
-    idle: int
-    peak_ray: int
-    peak_total: tuple[int, int]
-    statuses: Counter[str]
-    submit_seconds: float
-    seconds: float
-
-
-def submit_all(url: str, address: str, folder: Path, runs: int, cpus: float, threads: int) -> None:
+def submit_all(url: str, address: str, folder: Path, runs: int, cpus: float, threads: int) -> float:
+    """``runs`` runs through ``tidal.remote.submit`` to the server's queue, from ``threads`` threads: seconds."""
     store = HTTPStore(url)
 
     def one(index: int) -> str:
         return submit(SCRIPT, ["1"], address=address, cpus=cpus, folder=folder, store=store, project="queue-bench",
                       name=f"sleep-{index}").status
 
+    started = time.monotonic()
     try:
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             statuses = Counter(pool.map(one, range(runs)))
@@ -246,6 +271,7 @@ def submit_all(url: str, address: str, folder: Path, runs: int, cpus: float, thr
         store.close()
     if statuses != {QueueStatus.WAITING.value: runs}:
         raise RuntimeError(f"expected {runs} waiting runs after submitting, got {dict(statuses)}")
+    return time.monotonic() - started
 
 
 def queue_statuses(url: str) -> Counter[str]:
@@ -256,78 +282,90 @@ def queue_statuses(url: str) -> Counter[str]:
         store.close()
 
 
-def through_tidal(runs: int, window: float, cpus: float, folder: Path, threads: int) -> QueueResult:
+@dataclass
+class ServerCost:
+    """What the tidal server itself spent meanwhile (it runs beside the head, or anywhere else)."""
+
+    submitting: float  # seconds the submissions took
+    cpu: float  # CPU seconds of the server over the whole window
+    rss: int  # its RSS at the end
+
+
+def through_tidal(runs: int, window: float, cpus: float, folder: Path, threads: int) -> tuple[Trial, ServerCost]:
+    """The tidal side, and what the server cost."""
     with ray_head(2) as (address, group), tempfile.TemporaryDirectory(prefix="tidal-queue-bench-") as home:
-        idle = idle_memory(group, settle=10, seconds=10)
-        with tidal_server(Path(home)) as url, Sampler(group) as sampler:
+        idle = idle_memory(group)
+        with tidal_server(Path(home)) as (url, server), Sampler(group) as sampler:
             started = time.monotonic()
-            submit_all(url, address, folder, runs, cpus, threads)
-            submitted = time.monotonic() - started
+            submitting = submit_all(url, address, folder, runs, cpus, threads)
             statuses = queue_statuses(url)
             while sum(statuses[status] for status in ENDED) < runs and time.monotonic() - started < window:
                 time.sleep(2)
                 statuses = queue_statuses(url)
             seconds = time.monotonic() - started
-        return QueueResult(idle, sampler.peak_ray(), sampler.peak(), statuses, submitted, seconds)
+            times = server.cpu_times()
+            cost = ServerCost(submitting, times.user + times.system, server.memory_info().rss)
+        return Trial(idle, sampler.samples, statuses, seconds), cost
 
 
 # --- Ray Jobs alone -------------------------------------------------------------------------------
 
-@dataclass
-class DirectResult:
-    idle: int
-    peak_ray: int
-    peak_total: tuple[int, int]
-    statuses: Counter[str]
-    seconds: float
-
-
-def straight_to_ray(runs: int, sleep: float, folder: Path) -> DirectResult:
+def straight_to_ray(runs: int, sleep: float, folder: Path) -> Trial:
+    """``runs`` jobs given to Ray Jobs at once, as ``ray job submit`` does (no entrypoint resources)."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # lines per job otherwise
+    ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     with ray_head(2) as (address, group):
-        idle = idle_memory(group, settle=10, seconds=10)
+        idle = idle_memory(group)
         client = JobSubmissionClient(address)
         with Sampler(group) as sampler:
             started = time.monotonic()
             jobs = [client.submit_job(entrypoint=f"python {SCRIPT} {sleep:g}", runtime_env={"working_dir": str(folder)})
                     for _ in range(runs)]
-            ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-            while time.monotonic() - started < sleep + 300:
-                statuses = Counter(client.get_job_status(job) for job in jobs)
-                if all(status in ended for status in statuses):
-                    break
+            statuses = Counter(client.get_job_status(job) for job in jobs)
+            while not set(statuses) <= ended and time.monotonic() - started < sleep + 300:
                 time.sleep(1)
+                statuses = Counter(client.get_job_status(job) for job in jobs)
             seconds = time.monotonic() - started
-        return DirectResult(idle, sampler.peak_ray(), sampler.peak(),
-                            Counter(str(status.value) for status in statuses.elements()), seconds)
+        return Trial(idle, sampler.samples, Counter({str(status.value): n for status, n in statuses.items()}),
+                     seconds)
 
 
 # --- the report -----------------------------------------------------------------------------------
 
-def report(queue: QueueResult, direct: DirectResult, runs: int, direct_runs: int) -> bool:
+def row(name: str, idle: Memory, peaks: dict[str, float], note: str) -> str:
+    cells = "".join(f" {getattr(idle, f'ray_{kind}') / MB:6.0f} {peaks[f'ray_{kind}'] / MB:6.0f}"
+                    f" {peaks[f'ray_{kind}'] / getattr(idle, f'ray_{kind}'):5.2f}x" for kind in ("rss", "pss"))
+    return f"{name:38s}{cells} {peaks['scripts_pss'] / MB:8.0f}  {note}"
+
+
+def report(queue: Trial, server: ServerCost, direct: Trial, runs: int, direct_runs: int) -> bool:
     ran = sum(queue.statuses[status] for status in ENDED)
-    ratio = queue.peak_ray / queue.idle
-    print("Ray head, 2 CPUs; memory = RSS summed over the head's processes, MB; job scripts counted apart")
-    print(f"{'':44s} {'idle':>7s} {'peak Ray':>9s} {'peak/idle':>10s} {'+scripts':>9s}  runs")
-    print(f"{f'tidal queue, {runs} submitted at once':44s} {queue.idle / MB:7.0f} {queue.peak_ray / MB:9.0f}"
-          f" {ratio:9.2f}x {queue.peak_total[1] / MB:9.0f}  {ran} ended in {queue.seconds:.0f} s "
-          f"({dict(queue.statuses)}); submitting took {queue.submit_seconds:.0f} s")
-    per_job = (direct.peak_ray - direct.idle) / direct_runs
-    print(f"{f'Ray Jobs alone, {direct_runs} submitted at once':44s} {direct.idle / MB:7.0f}"
-          f" {direct.peak_ray / MB:9.0f} {direct.peak_ray / direct.idle:9.2f}x {direct.peak_total[1] / MB:9.0f}"
-          f"  {dict(direct.statuses)} in {direct.seconds:.0f} s")
-    extrapolated = direct.idle + runs * per_job
-    print(f"{f'Ray Jobs alone, {runs} (EXTRAPOLATED)':44s} {direct.idle / MB:7.0f} {extrapolated / MB:9.0f}"
-          f" {extrapolated / direct.idle:9.2f}x {'':9s}  {per_job / MB:.0f} MB of Ray's per job x {runs},"
-          f" extrapolated from {direct_runs}")
+    print("The Ray head's memory (2 CPUs), MB, summed over its processes; Ray's own, the job scripts apart")
+    print(f"{'':38s} {'RSS: idle':>9s} {'peak':>6s} {'ratio':>6s} {'PSS: idle':>9s} {'peak':>6s} {'ratio':>6s}"
+          f" {'scripts':>8s}")
+    print(row(f"tidal queue, {runs} at once", queue.idle, {name: queue.peak(name) for name in MEASURES},
+              f"{ran} of {runs} ended in {queue.seconds:.0f} s; at most {queue.peak()} supervisors alive"))
+    print(row(f"Ray Jobs alone, {direct_runs} at once", direct.idle, {name: direct.peak(name) for name in MEASURES},
+              f"{dict(direct.statuses)} in {direct.seconds:.0f} s; at most {direct.peak()} supervisors alive"))
+    per_job = {name: (direct.peak(name) - getattr(direct.idle, name)) / direct_runs for name in MEASURES}
+    extrapolated = {name: getattr(direct.idle, name) + runs * per_job[name] for name in MEASURES}
+    print(row(f"Ray Jobs alone, {runs}: EXTRAPOLATED", direct.idle, extrapolated,
+              f"{per_job['ray_rss'] / MB:.0f} MB RSS, {per_job['ray_pss'] / MB:.0f} MB PSS of Ray's per job"
+              f" x {runs}, from {direct_runs} jobs"))
+    print(f"tidal server (not on the head): submitting {runs} runs took {server.submitting:.0f} s; it used"
+          f" {server.cpu:.0f} CPU s in {queue.seconds:.0f} s and ended at {server.rss / MB:.0f} MB RSS")
     if ran < runs:
-        print(f"the queue had not drained after {queue.seconds:.0f} s on 2 CPUs: {ran} of {runs} runs ended; "
-              "the peak is over that window")
-    met = ratio <= GOAL
-    print(f"goal: the head's peak with tidal's queue <= idle x {GOAL:.2f} "
-          f"(QUEUE_MAX_PENDING={settings.QUEUE_MAX_PENDING}): {'met' if met else 'NOT met'} ({ratio:.2f}x)")
-    return met
+        print(f"the queue had not drained on 2 CPUs after {queue.seconds:.0f} s: {ran} of {runs} runs ended"
+              f" ({dict(queue.statuses)}); the peak is over that window")
+    met = {kind: queue.ratio(f"ray_{kind}") <= GOAL for kind in ("rss", "pss")}
+    print(f"goal: the head's peak with tidal's queue <= its idle figure x {GOAL:.2f}"
+          f" (QUEUE_MAX_PENDING={settings.QUEUE_MAX_PENDING}): "
+          + ", ".join(f"{kind.upper()} {queue.ratio(f'ray_{kind}'):.2f}x {'met' if ok else 'NOT met'}"
+                      for kind, ok in met.items()))
+    return all(met.values())
 
 
 def project(folder: Path) -> Path:
@@ -339,7 +377,7 @@ def project(folder: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000, help="runs submitted at once through tidal's queue")
-    parser.add_argument("--window", type=float, default=120.0, help="seconds to watch the queue drain, at most")
+    parser.add_argument("--window", type=float, default=180.0, help="seconds to watch the queue drain, at most")
     parser.add_argument("--direct", type=int, default=20, help="jobs submitted straight to Ray Jobs")
     parser.add_argument("--direct-sleep", type=float, default=30.0,
                         help="seconds each direct job sleeps, so that all of them are alive together")
@@ -349,9 +387,9 @@ def main() -> int:
     os.environ.update(RAY_ENVIRONMENT)
     with tempfile.TemporaryDirectory(prefix="tidal-queue-project-") as scratch:
         folder = project(Path(scratch))
-        queue = through_tidal(args.runs, args.window, args.cpus, folder, args.threads)
+        queue, server = through_tidal(args.runs, args.window, args.cpus, folder, args.threads)
         direct = straight_to_ray(args.direct, args.direct_sleep, folder)
-    return 0 if report(queue, direct, args.runs, args.direct) else 1
+    return 0 if report(queue, server, direct, args.runs, args.direct) else 1
 
 
 if __name__ == "__main__":
