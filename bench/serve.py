@@ -42,9 +42,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python bench/serve.py` puts bench/ first on sys.path, where bench/queue.py would shadow the
-# standard library's queue (Ray and urllib3 import it); this script imports nothing from bench/
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_RAY_PYTHON = Path("/tmp/ray-venv/bin/python")
 RAY_REFERENCE = {"cold_seconds": "4.9-9.5 s", "warm_p50_ms": "7-8.5 ms", "idle_mb": "~1300 MB"}
 # Ray reachable only from this machine: no token (Ray 2.60 would write one to ~/.ray), no usage report

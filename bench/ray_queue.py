@@ -22,18 +22,10 @@ server) once per process, so the sum overstates what the head holds; PSS splits 
 between its processes, so it adds up. Both are printed, measured the same way on both sides. The
 ``ray start --block`` launcher is left out: on a real head ``ray start`` exits once the head is up.
 
-    python bench/queue.py [--runs 1000] [--window 180] [--direct 20] [--cpus 0.5]
+    python bench/ray_queue.py [--runs 1000] [--window 180] [--direct 20] [--cpus 0.5]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named queue.py: run as a script, its folder comes first on sys.path and shadows the
-# standard library's queue, which concurrent.futures, Ray and tidal import.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import concurrent.futures
@@ -43,6 +35,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -50,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psutil
