@@ -19,6 +19,7 @@ import pytest
 from suite import EngineSuite, range_job, rows
 
 from jobrows import job_rows
+from rayhost import RAY_ENVIRONMENT, local_ray
 from tidal.config.job import load_config, parse_job
 from tidal.engines.ray import RayEngine
 from tidal.errors import ConfigError
@@ -27,25 +28,13 @@ from tidal.settings import RAY_BATCHES_AHEAD
 
 ray = pytest.importorskip("ray", reason="the Ray engine's tests need Ray: pip install -e '.[ray]'")
 
-# a test cluster reachable only from this machine: no token (Ray 2.60 would write one to ~/.ray),
-# no usage report, no dashboard
-RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     """A local Ray of 2 CPUs for the whole module; its GCS address, for drivers in other processes."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in RAY_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        # "local": a Ray of its own, even when another one runs on this machine (ray.init would join it)
-        context = ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
-                           logging_level="ERROR", configure_logging=False)
-        try:
-            yield context.address_info["gcs_address"]
-        finally:
-            ray.shutdown()
+    with local_ray(2) as address:
+        yield address
 
 
 class TestRayEngine(EngineSuite):

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from tests.train.conftest import TINY
 
+from rayhost import RAY_ENVIRONMENT, local_ray
 from tidal.config.files import read_config_file
 from tidal.errors import ConfigError
 from tidal.status import RunStatus
@@ -32,7 +33,6 @@ ray = pytest.importorskip("ray", reason="Ray Train's tests need Ray: pip install
 
 pytestmark = pytest.mark.slow  # a Ray Train run starts its worker group in about 20 s here
 
-RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 NO_DROPOUT = {"model": {"tidal.train.models.MLP": {"num_inputs": 64, "num_outputs": 10, "hidden": [32]}}}
 LONGER = {"train_loop": {"tidal.train.Loop": {"epochs": 6, "log_every": 2, "threads": 1}}}
 CRASH_ONCE = '''
@@ -55,16 +55,9 @@ class CrashOnce(tidal.train.Callback):
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    """A new local Ray (address "local": never another one running on this machine) of 2 CPUs."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in RAY_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        context = ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
-                           logging_level="ERROR", configure_logging=False)
-        try:
-            yield context.address_info["gcs_address"]
-        finally:
-            ray.shutdown()
+    """A new local Ray of 2 CPUs for the module."""
+    with local_ray(2) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
