@@ -139,6 +139,21 @@ def test_a_processor_whose_setup_fails_answers_500_with_its_error(ray_cluster: s
     asyncio.run(test())
 
 
+@pytest.mark.slow
+def test_asking_for_gpus_the_cluster_lacks_is_said_at_start(ray_cluster: str, caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    config = parse_service({"processor": echo(), "imports": ["serveprocessors"],
+                            "backend": {"ray": {"num_cpus": REPLICA_CPUS, "num_gpus": 0.25}}}, "s", HERE)
+
+    async def test() -> None:
+        async with started(RayServeBackend(config, describe_processor(config))) as backend:
+            assert backend.status()["state"] == "idle (scaled to zero)"
+
+    with caplog.at_level("WARNING", logger="tidal.serve"):
+        asyncio.run(test())
+    assert "backend.ray.num_gpus is 0.25 but the Ray cluster has 0 GPUs now" in caplog.text
+
+
 def test_http_settings_become_ray_serve_options() -> None:
     config = ray_service(echo(batch_size=4), idle_timeout=300, queue_limit=7, max_workers=3)
     options = deployment_options(config, 4, 0, 3)

@@ -147,6 +147,21 @@ class RayServeBackend(Backend):
         with _named_as_this_setting():
             self._ray.enter_context(_connection(self.config.ray.address))
         ray_serve().start(proxy_location="Disabled")  # the front is the ingress; kept as it is if Serve already runs
+        self._warn_if_short_of_resources()
+
+    def _warn_if_short_of_resources(self) -> None:
+        """Say so when no node has what a replica asks for: not an error (Ray's autoscaler may
+        add a GPU node on the first request), but every request waits for it meanwhile."""
+        import ray
+
+        resources = ray.cluster_resources()
+        asked = {"GPU": self.config.ray.num_gpus, "CPU": self.config.ray.num_cpus}
+        for kind, amount in asked.items():
+            if amount > float(resources.get(kind, 0)):
+                LOG.warning("%s.num_%ss is %g but the Ray cluster has %g %ss now: requests wait for a node with "
+                            "them (Ray's autoscaler may add one) and get 504 after request_timeout; add such "
+                            "nodes or lower num_%ss", WHERE, kind.lower(), amount, float(resources.get(kind, 0)),
+                            kind, kind.lower())
 
     def _deploy(self) -> None:
         """Deploy (or update) the application with the current bounds. Returns once Ray Serve has
