@@ -36,6 +36,7 @@ _LAZY = {
     "describe_processor": "tidal.serve.local",
     "Backend": "tidal.serve.backend",
     "LocalBackend": "tidal.serve.local",
+    "RayServeBackend": "tidal.serve.ray",
     "Payload": "tidal.serve.payload",
     "Reply": "tidal.serve.backend",
     "create_app": "tidal.serve.app",
