@@ -18,6 +18,7 @@ import pytest
 from backend_suite import BackendSuite, MakeBackend, eventually, predict, results, started
 from servehelpers import HERE, echo, pid_alive, serving
 
+from rayhost import local_ray
 from tidal.errors import ConfigError
 from tidal.serve.config import ServiceConfig, parse_service
 from tidal.serve.local import describe_processor
@@ -25,25 +26,17 @@ from tidal.serve.ray import RayServeBackend, deployment_options, ray_serve
 
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need Ray Serve: pip install -e '.[ray]'")
 
-# a test cluster reachable only from this machine: no token, no usage report, no dashboard
-RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 REPLICA_CPUS = 0.25  # two replicas and Serve's controller fit in the 2 CPUs
 
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A local Ray of 2 CPUs for the whole module, with Ray Serve's controller (no HTTP proxy)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in RAY_ENVIRONMENT.items():
-            patch.setenv(name, value)
-        context = ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
-                           logging_level="ERROR", configure_logging=False)
+    with local_ray(2) as address:
         try:
-            yield context.address_info["gcs_address"]
+            yield address
         finally:
             ray_serve().shutdown()
-            ray.shutdown()
 
 
 def ray_service(processor: dict[str, Any], **http: Any) -> ServiceConfig:
