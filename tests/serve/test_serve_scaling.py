@@ -45,7 +45,8 @@ def test_requests_arriving_during_a_slow_setup_are_held_and_batched() -> None:
 
 
 def test_requests_arriving_while_the_worker_is_busy_form_one_batch() -> None:
-    with running_front(echo(process_seconds=0.4, batch_size=8)) as front:
+    # a batch lasts 1 s: time enough for the other five requests to arrive, even on a loaded machine
+    with running_front(echo(process_seconds=1.0, batch_size=8)) as front:
         assert front.predict("warm").status_code == 200
         responses = front.predict_all(["a", "b", "c", "d", "e", "f"])
         batches = sorted(r.json()["results"][0]["batch"] for r in responses)
