@@ -1,9 +1,10 @@
-"""Child processes (engine workers, model workers): dying with their parent, and why they exited."""
+"""Processes tidal starts or watches: dying with the parent, why a child exited, whether one still runs."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 
 
@@ -21,3 +22,14 @@ def exit_reason(exitcode: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-exitcode).name}"
     return f"exit code {exitcode}"
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -3,7 +3,6 @@ process, real worker processes behind it."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ import httpx
 
 from liveserver import serving as live_server
 from liveserver import wait_for  # noqa: F401  (the serve tests import it from here)
+from tidal.children import alive as pid_alive  # noqa: F401  (the serve tests import it from here)
 from tidal.serve.app import create_app
 from tidal.serve.backend import Backend
 from tidal.serve.config import ServiceConfig, parse_service
@@ -73,13 +73,6 @@ def serving(config: ServiceConfig, track: bool = False) -> Iterator[Front]:
     with live_server(app, lifespan="on") as live, httpx.Client(timeout=60) as client:
         yield Front(live.url, app.state.backend, client)
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def echo(**kwargs: Any) -> dict[str, Any]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
-import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -270,55 +268,14 @@ def test_unwritable_local_store(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- S3 (moto's server)
 
-MOTO_SERVER = """
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-import sys
-sys.stdin.read()  # serve until the test session closes our stdin
-"""
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """An S3-protocol server (moto) on a free port of 127.0.0.1, in its own process."""
-    pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests: pip install 'moto[server]'")
-    command = [sys.executable, "-c", MOTO_SERVER]
-    pipes: dict[str, Any] = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
-    with subprocess.Popen(command, text=True, **pipes) as process:
-        assert process.stdout is not None
-        port = process.stdout.readline().strip()
-        if not port:
-            pytest.fail("moto's server did not start: run the MOTO_SERVER script by hand to see why")
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
+# the server (s3_server) and the fake credentials (aws_environment) are tests/conftest.py's
 
 
 @pytest.fixture
-def aws_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials, and nothing from the developer's own AWS setup."""
-    for variable, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(variable, value)
-    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", ENDPOINT_ENV):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-
-
-@pytest.fixture
-def s3_client(s3_endpoint: str, aws_environment: None) -> Any:
+def s3_client(s3_server: str, aws_environment: None) -> Any:
     import boto3
 
-    return boto3.client("s3", endpoint_url=s3_endpoint)
+    return boto3.client("s3", endpoint_url=s3_server)
 
 
 @pytest.fixture
@@ -334,8 +291,8 @@ class TestS3ArtifactStore(ArtifactStoreSuite):
     streaming_limit = 4 * 8 * MiB
 
     @pytest.fixture
-    def store(self, bucket: str, s3_endpoint: str) -> ArtifactStore:
-        return open_artifact_store(f"s3://{bucket}/team/artifacts", endpoint_url=s3_endpoint)
+    def store(self, bucket: str, s3_server: str) -> ArtifactStore:
+        return open_artifact_store(f"s3://{bucket}/team/artifacts", endpoint_url=s3_server)
 
     @pytest.fixture
     def stored_names(self, bucket: str, s3_client: Any) -> Names:
@@ -348,16 +305,16 @@ class TestS3ArtifactStore(ArtifactStoreSuite):
         return names
 
 
-def test_s3_endpoint_from_the_environment(bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENDPOINT_ENV, s3_endpoint)
+def test_s3_endpoint_from_the_environment(bucket: str, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENDPOINT_ENV, s3_server)
     store = open_artifact_store(f"s3://{bucket}")
     store.check()
     record = store.put_bytes(RUN, "a.txt", b"a")
     assert record.uri == f"s3://{bucket}/{RUN}/a.txt"
 
 
-def test_s3_missing_bucket(s3_endpoint: str, aws_environment: None) -> None:
-    store = open_artifact_store("s3://no-such-bucket/x", endpoint_url=s3_endpoint)
+def test_s3_missing_bucket(s3_server: str, aws_environment: None) -> None:
+    store = open_artifact_store("s3://no-such-bucket/x", endpoint_url=s3_server)
     with pytest.raises(ArtifactStoreError, match="bucket 'no-such-bucket' exists"):
         store.check()
     with pytest.raises(ArtifactStoreError, match="s3://no-such-bucket/x"):

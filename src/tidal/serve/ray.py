@@ -56,6 +56,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
+from tidal.children import alive
 from tidal.errors import ConfigError
 from tidal.serve.backend import Backend, Reply, error_reply
 from tidal.serve.config import ServiceConfig
@@ -190,7 +191,7 @@ class RayServeBackend(Backend):
         with contextlib.suppress(Exception):  # the cluster may be gone already: nothing left to stop
             ray_serve().delete(self.application)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def scale(self, min_workers: int | None = None, max_workers: int | None = None) -> None:
@@ -480,16 +481,6 @@ def _setup_failure(deployment: dict[str, Any]) -> str | None:
 def _worker_state(state: Any) -> str:
     name = str(getattr(state, "value", state))
     return WORKER_STATES.get(name, name.lower())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _first_line(error: BaseException) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tidal import settings
+from tidal.children import alive
 from tidal.errors import TidalError
 from tidal.tracking.delivery import Create, Item, Send, Update, Upload, Warn, deliver
 from tidal.tracking.store import Batch, Store
@@ -240,9 +241,6 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
         return False
     try:
-        os.kill(int(owner["pid"]), 0)
-    except (ProcessLookupError, ValueError, TypeError):
+        return alive(int(owner["pid"]))
+    except (ValueError, TypeError):  # a spool file whose owner record is damaged: nobody owns it
         return False
-    except PermissionError:
-        return True
-    return True

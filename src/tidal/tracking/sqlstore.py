@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import time
 from collections import defaultdict
@@ -21,6 +20,7 @@ from sqlalchemy import Float, and_, case, cast, delete, insert, literal, or_, se
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from tidal.children import alive
 from tidal.database import Guarded
 from tidal.errors import JobNotFound, RunExists, RunNotFound, UsageError
 from tidal.status import RunStatus
@@ -381,19 +381,9 @@ class SQLStore(Store):
 
 
 def _is_lost(host: str | None, pid: int | None, last_sign: float, now: float) -> bool:
-    if host == socket.gethostname() and pid and not _alive(pid):
+    if host == socket.gethostname() and pid and not alive(pid):
         return True
     return now - last_sign > LOST_AFTER_SECONDS
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _METRIC_COLUMNS = "run_id, key, step, value, timestamp"
