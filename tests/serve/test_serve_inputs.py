@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,43 +138,13 @@ def test_no_url_is_fetched_without_an_allow_list() -> None:
         assert front.status()["workers"] == []  # refused by the front: no worker was started
 
 
-MOTO_SERVER = """
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-import sys
-sys.stdin.read()
-"""
-
-
-@pytest.fixture
-def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on a free port of 127.0.0.1, fake credentials, and its URL in
-    $TIDAL_S3_ENDPOINT_URL (which the workers inherit)."""
-    pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 test: pip install 'moto[server]'")
-    for variable, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-                            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
-        monkeypatch.setenv(variable, value)
-    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(variable, raising=False)
-    command = [sys.executable, "-c", MOTO_SERVER]
-    with subprocess.Popen(command, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL) as process:
-        assert process.stdout is not None
-        endpoint = f"http://127.0.0.1:{process.stdout.readline().strip()}"
-        monkeypatch.setenv("TIDAL_S3_ENDPOINT_URL", endpoint)
-        try:
-            yield endpoint
-        finally:
-            process.terminate()
-
-
-def test_an_s3_url_in_an_allowed_bucket_is_fetched(s3_endpoint: str, carphone_mp4: Path) -> None:
+def test_an_s3_url_in_an_allowed_bucket_is_fetched(s3_server: str, aws_environment: None, carphone_mp4: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against tests/conftest.py's moto server; the workers inherit $TIDAL_S3_ENDPOINT_URL."""
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    monkeypatch.setenv("TIDAL_S3_ENDPOINT_URL", s3_server)
+    client = boto3.client("s3", endpoint_url=s3_server)
     for bucket in ("uploads", "private"):
         client.create_bucket(Bucket=bucket)
         client.put_object(Bucket=bucket, Key="videos/clip.mp4", Body=carphone_mp4.read_bytes())

@@ -11,19 +11,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_artifacts import aws_environment, bucket, s3_client, s3_endpoint  # noqa: F401  (fixtures)
 
+from s3_server import Bucket
 from tidal.database import sqlite_url
 from tidal.tracking.artifacts import ENDPOINT_ENV
 from tidal.tracking.stores import open_store
 
 
 @pytest.mark.slow
-def test_s3_artifacts_init_and_a_normal_exit_keep_everything(tmp_path: Path, bucket: str,  # noqa: F811
-                                                             s3_endpoint: str,  # noqa: F811
+def test_s3_artifacts_init_and_a_normal_exit_keep_everything(tmp_path: Path, bucket: Bucket, s3_server: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENDPOINT_ENV, s3_endpoint)
-    artifacts = f"s3://{bucket}/team"
+    monkeypatch.setenv(ENDPOINT_ENV, s3_server)
+    artifacts = f"s3://{bucket.name}/team"
     (tmp_path / "weights.bin").write_bytes(b"w" * 5000)
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent("""
