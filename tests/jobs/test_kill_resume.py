@@ -73,7 +73,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         deadline = time.monotonic() + 60
         while done_count(home) <= before and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(chooser.uniform(0.0, 0.4))
+        time.sleep(chooser.uniform(0.0, 0.05))  # the whole job takes well under a second on a quiet machine
         process.send_signal(signal.SIGKILL)
         process.communicate()
         partial_states.append(done_count(home))
