@@ -42,3 +42,19 @@ def test_a_new_argument_given_changes_the_id_and_at_its_default_does_not() -> No
     with_value = {**config, "source": {"tidal.sources.VideoFrames": {**source, "frames": 30}}}
     assert parse_job(with_default, "default").job_id == job_id
     assert parse_job(with_value, "given").job_id != job_id
+
+
+def test_a_processor_whose_results_changed_gets_a_new_job_id_and_version_1_keeps_the_old() -> None:
+    from tidal.processors.noop import NoOp
+
+    config, job_id = PINNED["range"]
+    assert NoOp.results_version == 1
+    try:
+        NoOp.results_version = 2
+        changed = parse_job(config, "range").job_id
+        NoOp.results_version = 3
+        again = parse_job(config, "range").job_id
+    finally:
+        NoOp.results_version = 1
+    assert len({job_id, changed, again}) == 3
+    assert parse_job(config, "range").job_id == job_id

@@ -27,6 +27,7 @@ from tidal.config.typecheck import mismatch
 from tidal.errors import ConfigError
 
 TARGET_KEY = "_target_"
+VERSION_KEY = "_version_"  # a class's ``results_version`` in the canonical form, from version 2 on
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ def canonical(spec: ObjectSpec, target: Callable[..., Any], skip_first: bool = F
 
     An argument a class lists in ``added_arguments`` (added in a later release) is left out while
     it holds its default, so a job configured before it existed keeps its id and still resumes.
+    A class whose ``results_version`` is above 1 (its results for the same input changed) has it
+    in the canonical form, so its earlier jobs start over instead of mixing two algorithms' results.
     """
     added = frozenset(getattr(target, "added_arguments", ()))
     defaults: dict[str, Any] = {}
@@ -242,6 +245,9 @@ def canonical(spec: ObjectSpec, target: Callable[..., Any], skip_first: bool = F
     values = {name: value for name, value in defaults.items() if name not in added}
     values.update({key: _canonical_value(value) for key, value in spec.kwargs.items()
                    if not (key in added and key in defaults and value == defaults[key])})
+    version = getattr(target, "results_version", 1)
+    if version != 1:
+        values[VERSION_KEY] = version
     return {TARGET_KEY: spec.target, **dict(sorted(values.items()))}
 
 

@@ -38,6 +38,10 @@ class Processor:
 
     batch_size: int = DEFAULT_BATCH_SIZE
     resources: Resources = Resources()
+    #: Raise it when ``process()`` returns other values for the same input and arguments (a new
+    #: algorithm): the job id changes with it, so a job started before re-computes its items
+    #: instead of resuming with results of two algorithms mixed. 1 leaves the job id as it was.
+    results_version: int = 1
 
     def setup(self) -> None:
         """Load models and other per-worker state. Runs once per worker, before any batch."""
