@@ -77,6 +77,19 @@ def test_a_truncated_image_is_an_item_failure(image_folder: Path) -> None:
     assert isinstance(failure, ItemFailure) and "cannot decode image" in failure.error
 
 
+def test_an_image_too_large_to_decode_is_a_failure_saying_so_not_damage(tmp_path: Path) -> None:
+    """A whole 40,000 px square PNG (1-bit, 190 kB on disk, 1.6 gigapixels) is over Pillow's
+    decompression-bomb limit: the item fails with its size and the fix, the next image still reads."""
+    Image.new("1", (40_000, 40_000)).save(tmp_path / "a-huge.png")
+    Image.new("RGB", (20, 10), (200, 10, 10)).save(tmp_path / "b-small.png")
+    items = by_name(read_all(Images(str(tmp_path / "*.png"))))
+    failure = items["a-huge.png"]
+    assert isinstance(failure, ItemFailure)
+    assert "1,600,000,000 pixels" in failure.error and "scale the image down" in failure.error
+    assert "corrupt" not in failure.error
+    assert picture(items["b-small.png"]).shape == (10, 20, 3)
+
+
 @pytest.mark.parametrize(
     ("size", "shape"),
     [

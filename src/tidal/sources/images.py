@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from typing import Literal
 
@@ -114,6 +115,8 @@ def decode_image(
         raise DecodeError(
             f"not an image Pillow can read: {name}; remove it or fix the glob"
         ) from error
+    except Image.DecompressionBombError as error:  # whole, but too big to decode safely
+        raise DecodeError(_too_large(name, str(error))) from None
     # Pillow's decoders raise many types on damaged data (OSError, SyntaxError, struct.error,
     # ValueError...): whatever they raise, the item is recorded as failed with the reason.
     except Exception as error:
@@ -121,6 +124,15 @@ def decode_image(
             f"cannot decode image {name}: {type(error).__name__}: {error}; "
             "the file is truncated or corrupt, re-download or remove it"
         ) from error
+
+
+def _too_large(name: str, message: str) -> str:
+    """Pillow refuses an image over twice ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb
+    guard): say how big it is and what to do, not that it is damaged."""
+    found = re.search(r"\((\d+) pixels\)", message)
+    pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    return (f"image {name} has {pixels}, more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} that are decoded "
+            "(Pillow's guard against decompression bombs); scale the image down first")
 
 
 def _picture(image: Image.Image, width: int | None, height: int | None, rotate: int) -> np.ndarray:
