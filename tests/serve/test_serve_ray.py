@@ -115,6 +115,25 @@ def test_the_front_serves_the_same_api_through_ray(ray_cluster: str) -> None:
 
 
 @pytest.mark.slow
+def test_a_replica_stuck_in_process_is_replaced_and_the_next_request_answered(ray_cluster: str) -> None:
+    """The Ray backend's watchdog: a batch still in process() past request_timeout + 1 s fails the
+    replica's health check; Ray Serve stops it (its process exits) and a new replica answers."""
+    request_timeout = 8.0  # a cold start on a loaded 2-CPU machine fits in it
+
+    async def test() -> None:
+        async with started(ray_backend(echo(), request_timeout=request_timeout, idle_timeout=60)) as backend:
+            pid = results(await predict(backend, "warm"))[0]["pid"]
+            began = time.monotonic()
+            stuck = await predict(backend, "hang")  # sleeps an hour in process()
+            assert stuck.status == 504 and time.monotonic() - began < request_timeout + 2
+            await eventually(lambda: not pid_alive(pid), 60, f"the stuck replica's process {pid} was not stopped")
+            after = await predict(backend, "after")
+            assert results(after)[0]["pid"] != pid
+
+    asyncio.run(test())
+
+
+@pytest.mark.slow
 def test_a_processor_whose_setup_fails_answers_500_with_its_error(ray_cluster: str) -> None:
     """Once Ray Serve gives up starting a replica, waiting requests fail at once, not at their timeout."""
 

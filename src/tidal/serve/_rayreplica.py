@@ -18,6 +18,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from tidal.errors import ProcessorError
 from tidal.serve.protocol import (
     BatchDone,
+    Busy,
     Cancel,
     Cancelled,
     Channel,
@@ -63,9 +65,16 @@ class ReplicaChannel(Channel):
 
 class ServiceReplica:
     """One replica: sets the processor up in its constructor (a failure raises, so Ray Serve
-    reports it), then answers ``(kind, data)`` requests with ``(status, body, batches)``."""
+    reports it), then answers ``(kind, data)`` requests with ``(status, body, batches)``.
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    ``stuck_after``: the replica's watchdog, as the local backend's: a batch still in
+    ``process()`` this many seconds after it went in (an endless loop, a deadlocked GPU call)
+    fails the replica's health check, so Ray Serve stops it and starts another, instead of the
+    replica holding its requests (and its share of a GPU) forever."""
+
+    def __init__(self, settings: WorkerSettings, stuck_after: float | None = None) -> None:
+        self._stuck_after = stuck_after
+        self._busy_since: float | None = None  # when the batch now in process() went in
         self._pending: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Answer | None]]] = {}
         self._batches: list[tuple[int, int]] = []
         self._lock = threading.Lock()
@@ -95,9 +104,17 @@ class ServiceReplica:
             self._pending.pop(request_id, None)
 
     def check_health(self) -> None:
-        """Ray Serve's health check: a replica whose batch thread ended can answer nothing."""
+        """Ray Serve's health check: a replica whose batch thread ended can answer nothing, one
+        stuck in ``process()`` past ``stuck_after`` will not answer again."""
         if not self._thread.is_alive():
             raise ProcessorError("the replica's batch thread has ended; Ray Serve replaces the replica")
+        busy_since = self._busy_since
+        if self._stuck_after is not None and busy_since is not None:
+            busy = time.monotonic() - busy_since
+            if busy > self._stuck_after:
+                LOG.error("a batch has been in process() for %.1f s (request_timeout + grace: %.1f s): the "
+                          "replica is stuck; Ray Serve replaces it", busy, self._stuck_after)
+                raise ProcessorError(f"stuck: a batch has been in process() for {busy:.1f} s")
 
     def __del__(self) -> None:
         """Ray Serve's graceful stop: let the worker finish its batches, run teardown()."""
@@ -118,7 +135,10 @@ class ServiceReplica:
                 self._settle(request_id, status, body)
             case Cancelled(request_id):
                 self._answer(request_id, None)
+            case Busy():
+                self._busy_since = time.monotonic()
             case BatchDone(items, requests, _):
+                self._busy_since = None
                 with self._lock:
                     self._batches.append((items, requests))
             case Ready():

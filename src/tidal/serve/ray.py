@@ -64,7 +64,13 @@ from tidal.serve.hooks import ProcessorInfo
 from tidal.serve.local import worker_settings
 from tidal.serve.metrics import ServeMetrics
 from tidal.serve.payload import Payload
-from tidal.serve.scaling import BATCHES_AHEAD, REPORT_SECONDS, SHUTTING_DOWN, STOP_GRACE_SECONDS
+from tidal.serve.scaling import (
+    BATCHES_AHEAD,
+    REPORT_SECONDS,
+    SHUTTING_DOWN,
+    STOP_GRACE_SECONDS,
+    WATCHDOG_GRACE_SECONDS,
+)
 from tidal.serve.tracker import ServiceTracker
 
 LOG = logging.getLogger("tidal.serve")
@@ -181,7 +187,7 @@ class RayServeBackend(Backend):
             # then an update of the autoscaling config, and keeps the replicas (and their models);
             # Ray 2.60 gives every imperative deploy a random version, which replaces them all
             deployment = deployment.options(version=self.application, _internal=True)
-            application = deployment.bind(self.settings)
+            application = deployment.bind(self.settings, self.config.http.request_timeout + WATCHDOG_GRACE_SECONDS)
             target = RunTarget(application, name=self.application, route_prefix=None)
             [self.handle] = _run_many([target], wait_for_applications_running=False)
 
@@ -247,6 +253,7 @@ class RayServeBackend(Backend):
             if not task.done():  # the replica drops its items, or its batch's result
                 response.cancel()
                 task.cancel()
+                task.add_done_callback(_retrieved)  # Ray may still end it with RequestCancelledError
         if answer is None:  # cancelled in the replica: only a timeout does that
             return self._timed_out()
         self._answered_at = time.monotonic()
@@ -462,6 +469,12 @@ def _ray_deprecations_ignored() -> Iterator[None]:
 
 async def _awaited(response: Any) -> Any:
     return await response
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Read an abandoned request's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _setup_failure(deployment: dict[str, Any]) -> str | None:
