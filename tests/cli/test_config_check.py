@@ -17,7 +17,7 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("example", "says"), [
-    ("dominant-colors/job.hjson", "ok: stage 0 job 9080e44d51c5"),
+    ("dominant-colors/job.hjson", "ok: stage 0 job 1d4c33b7208f"),  # DominantColors results_version 2
     ("body-measurements/pipeline.hjson", "ok: pipeline"),
     ("train-digits/digits.hjson", "2 cycle(s)"),
 ])

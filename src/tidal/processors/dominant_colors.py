@@ -55,7 +55,7 @@ MAX_K = 64
 
 # Tuned with bench/dominant_colors.py on frames of real videos (see the module docstring).
 _RESTARTS = 32  # k-means++ restarts explored (24 left one held-out frame 4 % worse than exact)
-_EXPLORE_ITERATIONS = 3  # Lloyd iterations before the restarts are ranked
+_EXPLORE_ITERATIONS = 4  # Lloyd iterations before the restarts are ranked by their last assignment's cost
 _EXPLORE_TOLERANCE = 0.0  # or fewer, once no centre moves by more than this (colour units)
 _FINALISTS = 3  # restarts run to convergence on the fine bins
 _TOLERANCE = 0.5  # stop Lloyd on bins when no centre moves by more than this (colour units)
@@ -93,6 +93,9 @@ class DominantColors(Processor):
     """
 
     batch_size = 16
+    #: 2: the search ranks restarts by the cost of their last Lloyd assignment (no separate cost
+    #: pass), so some frames' colours differ slightly from version 1's: old jobs start over.
+    results_version = 2
     json_input = False  # served, it takes images and videos, never JSON values (a 422 from the front)
 
     def __init__(self, k: int = 5, method: Method = "fast", seed: int = 0) -> None:
@@ -186,16 +189,19 @@ def _distinct_colours(pixels: NDArray[np.uint8]) -> tuple[FloatArray, Counts]:
 def _result(centres: FloatArray, counts: Counts) -> dict[str, list[Any]]:
     """Rounded colours, merged when equal, without empty ones, most dominant first.
 
-    Ties in share are broken by colour so that the order is deterministic.
+    Ties in share are broken by colour so that the order is deterministic. In plain Python:
+    for at most 64 colours, numpy's per-call cost is most of the time.
     """
-    rounded = np.clip(np.rint(centres), 0, 255).astype(np.int64)
-    packed, inverse = np.unique(_pack(rounded), return_inverse=True)
-    merged = np.bincount(inverse, weights=counts, minlength=len(packed))
-    order = np.lexsort((packed, -merged))  # ascending packed colour breaks ties
-    order = order[merged[order] > 0]
+    merged: dict[int, float] = {}
+    for centre, count in zip(np.asarray(centres).tolist(), np.asarray(counts, dtype=np.float64).tolist(), strict=True):
+        red, green, blue = (min(max(round(value), 0), 255) for value in centre)  # half to even, as rint
+        colour = red << 16 | green << 8 | blue
+        merged[colour] = merged.get(colour, 0.0) + count
+    total = sum(merged.values())
+    order = sorted((-count, colour) for colour, count in merged.items() if count > 0)
     return {
-        "colors": [[int(value >> shift) & 255 for shift in (16, 8, 0)] for value in packed[order]],
-        "shares": [float(share) for share in merged[order] / merged.sum()],
+        "colors": [[colour >> 16, (colour >> 8) & 255, colour & 255] for _, colour in order],
+        "shares": [-negative / total for negative, _ in order],
     }
 
 
@@ -266,15 +272,14 @@ class _Points:
 
 def _fast_kmeans(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatArray, Counts]:
     """k-means of the pixels: search on the histogram bins, then polish on the pixels."""
-    rng = np.random.default_rng(seed)
     bins = _bin_pixels(pixels)
     if len(bins.occupied) <= k:
-        return _kmeans_on_colours(pixels, k, rng)
+        return _kmeans_on_colours(pixels, k, seed)
     fine = _Points.from_sums(bins.sums, bins.counts)
     levels = _levels(bins, fine)
-    finalists = _explore(levels[-1], k, rng, _RESTARTS)
+    finalists = _explore(levels[-1], k, seed, _RESTARTS)
     converge = next(level for level in levels if len(level.weights) <= _CONVERGE_POINTS)
-    centres = _best(converge, _lloyd(converge, finalists, _MAX_ITERATIONS, _TOLERANCE))
+    centres = _best(*_lloyd(converge, finalists, _MAX_ITERATIONS, _TOLERANCE))
     return _polish(bins, fine, centres)
 
 
@@ -293,7 +298,7 @@ def _levels(bins: _Bins, fine: _Points) -> list[_Points]:
 
 
 def _kmeans_on_colours(
-    pixels: NDArray[np.uint8], k: int, rng: np.random.Generator
+    pixels: NDArray[np.uint8], k: int, seed: int
 ) -> tuple[FloatArray, Counts]:
     """k-means on the distinct colours, for frames with at most ``k`` histogram bins.
 
@@ -305,7 +310,7 @@ def _kmeans_on_colours(
         return colours, counts
     points = _Points.from_sums(colours * counts[:, None], counts)
     restarts = max(1, min(_RESTARTS, _RESTARTS * _EXPLORE_POINTS // len(colours)))  # bound memory
-    centres = _best(points, _lloyd(points, _explore(points, k, rng, restarts), _MAX_ITERATIONS, _TOLERANCE))
+    centres = _best(*_lloyd(points, _explore(points, k, seed, restarts), _MAX_ITERATIONS, _TOLERANCE))
     labels = _labels(centres, points.coordinates)
     return centres, np.bincount(labels, weights=counts, minlength=k)
 
@@ -361,18 +366,31 @@ def _bin_corners(occupied: IntArray) -> IntArray:
 # --- the search: many k-means++ restarts on weighted points, the best few run to the end -----
 
 
-def _explore(points: _Points, k: int, rng: np.random.Generator, restarts: int) -> FloatArray:
+def _explore(points: _Points, k: int, seed: int, restarts: int) -> FloatArray:
     """``(_FINALISTS, k, 3)`` the most promising of many short k-means runs.
 
     A few Lloyd iterations already separate the runs heading for a good minimum from those
-    stuck with two centres on one mode, so only the best few are run to convergence.
+    stuck with two centres on one mode, so only the best few are run to convergence. Runs are
+    ranked by the cost of their last assignment: no separate pass over the points.
     """
     trials = _seed_trials(k)
-    uniforms = rng.random((k, restarts * trials))
+    uniforms = _uniforms(seed, k, restarts * trials)
     seeds: FloatArray = np.empty((restarts, k, 3))
     _pixel_kernels().seeds(points.coordinates, points.weights, uniforms, trials, seeds)
-    centres = _lloyd(points, seeds, _EXPLORE_ITERATIONS, _EXPLORE_TOLERANCE)
-    return centres[np.argsort(_costs(points, centres), kind="stable")[:_FINALISTS]]
+    centres, costs = _lloyd(points, seeds, _EXPLORE_ITERATIONS, _EXPLORE_TOLERANCE)
+    return centres[np.argsort(costs, kind="stable")[:_FINALISTS]]
+
+
+@functools.lru_cache(maxsize=64)
+def _uniforms(seed: int, rows: int, columns: int) -> FloatArray:
+    """The first ``(rows, columns)`` uniform draws of a generator seeded with ``seed``.
+
+    Every frame starts from the same seed, so every frame draws the same numbers: drawn once
+    and kept (read-only), where seeding a generator per frame cost more than a Lloyd pass.
+    """
+    uniforms = np.random.default_rng(seed).random((rows, columns))
+    uniforms.setflags(write=False)
+    return uniforms
 
 
 def _seed_trials(k: int) -> int:
@@ -384,24 +402,21 @@ def _seed_trials(k: int) -> int:
     return max(1, int(np.log(k)))
 
 
-def _lloyd(points: _Points, centres: FloatArray, iterations: int, tolerance: float) -> FloatArray:
+def _lloyd(
+    points: _Points, centres: FloatArray, iterations: int, tolerance: float
+) -> tuple[FloatArray, FloatArray]:
     """``(runs, k, 3)`` centres after weighted Lloyd iterations, each run until no centre
-    moves by more than ``tolerance``; an empty cluster keeps its centre."""
+    moves by more than ``tolerance``, an empty cluster keeping its centre; and ``(runs,)`` the
+    weighted cost of each run's last assignment (of its centres before their last move)."""
     moved = np.ascontiguousarray(centres, dtype=np.float64).copy()
-    _pixel_kernels().lloyd(points.coordinates, points.weights, moved, iterations, tolerance)
-    return moved
+    costs = np.empty(len(moved))
+    _pixel_kernels().lloyd(points.coordinates, points.weights, moved, iterations, tolerance, costs)
+    return moved, costs
 
 
-def _costs(points: _Points, centres: FloatArray) -> FloatArray:
-    """The weighted k-means cost of each of the ``(runs, k, 3)`` centre sets on the points."""
-    costs = np.empty(len(centres))
-    _pixel_kernels().costs(points.coordinates, points.weights, np.ascontiguousarray(centres), costs)
-    return costs
-
-
-def _best(points: _Points, centres: FloatArray) -> FloatArray:
+def _best(centres: FloatArray, costs: FloatArray) -> FloatArray:
     """``(k, 3)`` the centre set of lowest cost."""
-    return centres[int(np.argmin(_costs(points, centres)))]
+    return centres[int(np.argmin(costs))]
 
 
 def _labels(centres: FloatArray, coordinates: FloatArray) -> IntArray:
@@ -444,8 +459,7 @@ class _Kernels:
 
     histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64], IntArray], int]
     seeds: Callable[[FloatArray, FloatArray, FloatArray, int, FloatArray], None]
-    lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float], None]
-    costs: Callable[[FloatArray, FloatArray, FloatArray, FloatArray], None]
+    lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float, FloatArray], None]
     nearest: Callable[[FloatArray, FloatArray, IntArray], None]
     polish: Callable[
         [NDArray[np.uint8], NDArray[np.uint16], IntArray, FloatArray, FloatArray, FloatArray, FloatArray], None
@@ -499,7 +513,7 @@ def _numpy_polish(
     gathered = _numpy_gather(pixels, codes, occupied[boundary])
     mixed = _Points(coordinates, weights).with_pixels(~boundary, gathered)
     moved = centres[None].copy()
-    _numpy_lloyd(mixed.coordinates, mixed.weights, moved, _POLISH_STEPS, _POLISH_TOLERANCE)
+    _numpy_lloyd(mixed.coordinates, mixed.weights, moved, _POLISH_STEPS, _POLISH_TOLERANCE, np.empty(1))
     centres[:] = moved[0]
     labels, straddling = _numpy_bins(centres, cubes, half_side)
     if (straddling & ~boundary).any():  # a centre moved past the margin: widen the set
@@ -563,10 +577,15 @@ def _draw(closest: FloatArray, weights: FloatArray, uniforms: NDArray[np.float64
 
 
 def _numpy_lloyd(
-    coordinates: FloatArray, weights: FloatArray, centres: FloatArray, iterations: int, tolerance: float
+    coordinates: FloatArray,
+    weights: FloatArray,
+    centres: FloatArray,
+    iterations: int,
+    tolerance: float,
+    costs: FloatArray,
 ) -> None:
     """Weighted Lloyd iterations on the ``(runs, k, 3)`` centres, in place, until none moves
-    by more than ``tolerance``.
+    by more than ``tolerance``; the cost of each run's last assignment into ``costs``.
 
     The assignment is a one-hot matrix (a point equidistant from two centres counts for both,
     harmless here) so that the update is one matrix product, not a slow argmin. A tiny pull
@@ -577,9 +596,12 @@ def _numpy_lloyd(
     weighted = np.empty((4, len(weights)), dtype=_SEARCH_DTYPE)
     weighted[0], weighted[1:] = weights, coordinates * weights
     flat = centres.reshape(runs * k, 3).astype(_SEARCH_DTYPE)
+    weights32 = weights.astype(_SEARCH_DTYPE)
     for _ in range(iterations):
         distances = (_augment(flat) @ augmented).reshape(runs, k, -1)
-        nearest = (distances == np.minimum.reduce(distances, axis=1, keepdims=True)).reshape(runs * k, -1)
+        closest = np.minimum.reduce(distances, axis=1, keepdims=True)
+        costs[:] = closest.reshape(runs, -1) @ weights32
+        nearest = (distances == closest).reshape(runs * k, -1)
         totals = nearest.astype(_SEARCH_DTYPE) @ weighted.T
         moved = (totals[:, 1:] + _PULL * flat) / (totals[:, :1] + _PULL)
         shift = np.maximum.reduce(np.abs(moved - flat), axis=None)
@@ -587,13 +609,6 @@ def _numpy_lloyd(
         if shift <= tolerance:
             break
     centres[:] = flat.reshape(runs, k, 3)
-
-
-def _numpy_costs(coordinates: FloatArray, weights: FloatArray, centres: FloatArray, out: FloatArray) -> None:
-    """Write the weighted k-means cost of each of the ``(runs, k, 3)`` centre sets into ``out``."""
-    runs, k, _ = centres.shape
-    distances = _augment(centres.reshape(runs * k, 3)) @ _augmented(coordinates)
-    out[:] = np.minimum.reduce(distances.reshape(runs, k, -1), axis=1) @ weights.astype(_SEARCH_DTYPE)
 
 
 def _numpy_nearest(coordinates: FloatArray, centres: FloatArray, labels: IntArray) -> None:
@@ -657,6 +672,11 @@ def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
 
 
 # loops for numba: ---------------------------------------------------------------------------
+#
+# The inner loops run centre by centre over all the points (``_loop_assign``), not point by
+# point over the centres: with the points' coordinates in rows, the compiler turns such a loop
+# into vector instructions, several points at a time, about 4x faster. Every sum is taken in
+# the order written (no fast-math reassociation), so a result never depends on the vector width.
 
 
 def _loop_histogram(
@@ -678,129 +698,60 @@ def _loop_histogram(
     return found
 
 
-def _loop_gather(
-    pixels: NDArray[np.uint8], codes: NDArray[np.uint16], wanted: NDArray[np.bool_], out: NDArray[Any]
-) -> None:
-    """Copy the pixels whose bin code is ``wanted`` into the columns of ``out``, in frame order."""
-    taken = 0
-    for index in range(pixels.shape[0]):
-        if wanted[codes[index]]:
-            for channel in range(3):
-                out[channel, taken] = pixels[index, channel]
-            taken += 1
-
-
-def _loop_polish(
-    pixels: NDArray[np.uint8],
-    codes: NDArray[np.uint16],
-    occupied: IntArray,
-    coordinates: FloatArray,
-    weights: FloatArray,
-    centres: FloatArray,
-    counts: FloatArray,
-) -> None:
-    """:func:`_numpy_polish` as loops, the boundary pixels gathered as bytes."""
-    count, k = len(occupied), len(centres)
-    half_side = (_BIN_SIDE - 1) / 2
-    cubes = np.empty((3, count))  # the centre of each bin's cube, as _bin_corners
-    for index in range(count):
-        for channel in range(3):
-            corner = (occupied[index] >> (_BIN_BITS * (2 - channel))) & ((1 << _BIN_BITS) - 1)
-            cubes[channel, index] = corner * _BIN_SIDE + half_side
-    labels = np.empty(count, dtype=np.intp)
-    boundary = np.empty(count, dtype=np.bool_)
-    _loop_bins(centres, cubes, half_side + _POLISH_MARGIN, labels, boundary)
-    gathered = _loop_gathered(pixels, codes, occupied, weights, boundary)
-    totals = np.empty((k, 4))
-    for _ in range(_POLISH_STEPS):
-        totals[:] = 0.0
-        for index in range(count):
-            if not boundary[index]:
-                _loop_add_to_nearest(coordinates, index, weights[index], centres, totals)
-        for index in range(gathered.shape[1]):
-            _loop_add_to_nearest(gathered, index, 1.0, centres, totals)
-        if _loop_move(centres, totals) <= _POLISH_TOLERANCE:
-            break
-    straddling = np.empty(count, dtype=np.bool_)
-    _loop_bins(centres, cubes, half_side, labels, straddling)
-    widened = False
-    for index in range(count):
-        if straddling[index] and not boundary[index]:
-            boundary[index] = widened = True
-    if widened:  # a centre moved past the margin: gather the straddling bins too
-        gathered = _loop_gathered(pixels, codes, occupied, weights, boundary)
-    counts[:] = 0.0
-    for index in range(count):
-        if not boundary[index]:
-            counts[labels[index]] += weights[index]
-    for index in range(gathered.shape[1]):
-        counts[_loop_nearest_one(gathered, index, centres)] += 1
-
-
-def _loop_gathered(
-    pixels: NDArray[np.uint8],
-    codes: NDArray[np.uint16],
-    occupied: IntArray,
-    weights: FloatArray,
-    chosen: NDArray[np.bool_],
-) -> NDArray[np.uint8]:
-    """``(3, m)`` the pixels of the chosen bins, as bytes: a tenth of float64's traffic."""
-    wanted = np.zeros(_BIN_COUNT, dtype=np.bool_)
-    size = 0
-    for index in range(len(occupied)):
-        if chosen[index]:
-            wanted[occupied[index]] = True
-            size += int(weights[index])
-    gathered = np.empty((3, size), dtype=np.uint8)
-    _loop_gather(pixels, codes, wanted, gathered)
-    return gathered
-
-
 def _loop_seeds(
     coordinates: FloatArray, weights: FloatArray, uniforms: FloatArray, trials: int, out: FloatArray
 ) -> None:
-    """:func:`_numpy_seeds` as loops, one restart after the other."""
+    """:func:`_numpy_seeds` as loops, one restart after the other.
+
+    Per candidate: one pass draws it (stopping where the running sum passes the target), one
+    takes the distances to it and the new minimum, one adds up the cost the next draw needs.
+    """
     count = len(weights)
-    closest = np.empty(count)
-    trial = np.empty(count)
-    chosen = np.empty(count)
+    closest, trial, chosen = np.empty(count), np.empty(count), np.empty(count)
     cumulative = np.cumsum(weights)
     for run in range(out.shape[0]):
         first = min(np.searchsorted(cumulative, uniforms[0, run] * cumulative[-1], side="right"), count - 1)
         out[run, 0] = coordinates[:, first]
         _loop_distances_to(coordinates, out[run, 0], closest)
+        total = _loop_weighted_sum(weights, closest)
         for seed in range(1, out.shape[1]):
             best_cost = np.inf
             for attempt in range(trials):
-                candidate = _loop_draw(closest, weights, uniforms[seed, run * trials + attempt])
+                candidate = _loop_draw(closest, weights, uniforms[seed, run * trials + attempt] * total)
                 _loop_distances_to(coordinates, coordinates[:, candidate], trial)
-                cost = 0.0
                 for index in range(count):
                     trial[index] = min(trial[index], closest[index])
-                    cost += weights[index] * trial[index]
+                cost = _loop_weighted_sum(weights, trial)
                 if cost < best_cost:
                     best_cost = cost
                     out[run, seed] = coordinates[:, candidate]
-                    chosen[:] = trial
-            closest[:] = chosen
+                    trial, chosen = chosen, trial
+            closest, chosen = chosen, closest
+            total = best_cost
 
 
 def _loop_distances_to(coordinates: FloatArray, centre: FloatArray, out: FloatArray) -> None:
     """Squared distances of the ``(3, n)`` points to one centre, floored above zero so that
     every point keeps a chance to be drawn."""
+    x, y, z = centre[0], centre[1], centre[2]
     for index in range(coordinates.shape[1]):
-        red = coordinates[0, index] - centre[0]
-        green = coordinates[1, index] - centre[1]
-        blue = coordinates[2, index] - centre[2]
+        red = coordinates[0, index] - x
+        green = coordinates[1, index] - y
+        blue = coordinates[2, index] - z
         out[index] = max(red * red + green * green + blue * blue, 1e-3)
 
 
-def _loop_draw(closest: FloatArray, weights: FloatArray, uniform: float) -> int:
-    """One point index, with probability ~ weight x ``closest``."""
+def _loop_weighted_sum(weights: FloatArray, values: FloatArray) -> float:
+    """``sum(weights * values)``, in index order."""
     total = 0.0
     for index in range(len(weights)):
-        total += weights[index] * closest[index]
-    target = uniform * total
+        total += weights[index] * values[index]
+    return total
+
+
+def _loop_draw(closest: FloatArray, weights: FloatArray, target: float) -> int:
+    """The first point index where the running sum of weight x ``closest`` passes ``target``
+    (a uniform fraction of the total): a point drawn with probability ~ weight x ``closest``."""
     running = 0.0
     for index in range(len(weights)):
         running += weights[index] * closest[index]
@@ -810,29 +761,63 @@ def _loop_draw(closest: FloatArray, weights: FloatArray, uniform: float) -> int:
 
 
 def _loop_lloyd(
-    coordinates: FloatArray, weights: FloatArray, centres: FloatArray, iterations: int, tolerance: float
+    coordinates: FloatArray,
+    weights: FloatArray,
+    centres: FloatArray,
+    iterations: int,
+    tolerance: float,
+    costs: FloatArray,
 ) -> None:
     """:func:`_numpy_lloyd` as loops, one run after the other, each stopping on its own."""
-    totals = np.empty((centres.shape[1], 4))
+    count, k = coordinates.shape[1], centres.shape[1]
+    nearest, labels, totals = np.empty(count), np.empty(count, dtype=np.intp), np.empty((k, 4))
     for run in range(centres.shape[0]):
         centre = centres[run]  # a view made once: one per point costs reference counting
         for _ in range(iterations):
-            totals[:] = 0.0
-            for index in range(coordinates.shape[1]):
-                _loop_add_to_nearest(coordinates, index, weights[index], centre, totals)
+            costs[run] = _loop_step(coordinates, weights, centre, nearest, labels, totals)
             if _loop_move(centre, totals) <= tolerance:
                 break
 
 
-def _loop_add_to_nearest(
-    coordinates: NDArray[Any], index: int, weight: float, centres: FloatArray, totals: FloatArray
-) -> None:
-    """Add point ``index`` with its weight to the totals (weight, weighted sums) of its nearest
-    centre: the assignment half of a Lloyd step."""
-    label = _loop_nearest_one(coordinates, index, centres)
-    totals[label, 0] += weight
-    for channel in range(3):
-        totals[label, 1 + channel] += weight * coordinates[channel, index]
+def _loop_step(
+    coordinates: NDArray[Any],
+    weights: FloatArray,
+    centres: FloatArray,
+    nearest: FloatArray,
+    labels: IntArray,
+    totals: FloatArray,
+) -> float:
+    """The assignment half of a weighted Lloyd step: each point's weight and weighted
+    coordinates added to the ``(k, 4)`` totals of its nearest centre; returns the cost."""
+    _loop_assign(coordinates, centres, nearest, labels)
+    totals[:] = 0.0
+    cost = 0.0
+    for index in range(len(weights)):
+        weight, label = weights[index], labels[index]
+        totals[label, 0] += weight
+        totals[label, 1] += weight * coordinates[0, index]
+        totals[label, 2] += weight * coordinates[1, index]
+        totals[label, 3] += weight * coordinates[2, index]
+        cost += weight * nearest[index]
+    return cost
+
+
+def _loop_assign(coordinates: NDArray[Any], centres: FloatArray, nearest: FloatArray, labels: IntArray) -> None:
+    """The nearest centre of each ``(3, n)`` point (float or bytes) into ``labels`` (the highest
+    on exact ties, as numpy's), its squared distance into ``nearest``: centre by centre."""
+    count = coordinates.shape[1]
+    for index in range(count):
+        nearest[index] = np.inf
+    for label in range(centres.shape[0]):
+        x, y, z = centres[label, 0], centres[label, 1], centres[label, 2]
+        for index in range(count):
+            red = coordinates[0, index] - x
+            green = coordinates[1, index] - y
+            blue = coordinates[2, index] - z
+            distance = red * red + green * green + blue * blue
+            closer = distance <= nearest[index]
+            nearest[index] = distance if closer else nearest[index]
+            labels[index] = label if closer else labels[index]
 
 
 def _loop_move(centres: FloatArray, totals: FloatArray) -> float:
@@ -848,72 +833,127 @@ def _loop_move(centres: FloatArray, totals: FloatArray) -> float:
     return shift
 
 
-def _loop_nearest_one(coordinates: NDArray[Any], index: int, centres: FloatArray) -> int:
-    """The centre nearest to point ``index`` (the highest on exact ties, as numpy's)."""
-    x, y, z = float(coordinates[0, index]), float(coordinates[1, index]), float(coordinates[2, index])
-    best = np.inf
-    label = 0
-    for candidate in range(centres.shape[0]):
-        red = x - centres[candidate, 0]
-        green = y - centres[candidate, 1]
-        blue = z - centres[candidate, 2]
-        distance = red * red + green * green + blue * blue
-        closer = distance <= best
-        best = distance if closer else best
-        label = candidate if closer else label
-    return label
-
-
-def _loop_costs(coordinates: FloatArray, weights: FloatArray, centres: FloatArray, out: FloatArray) -> None:
-    """:func:`_numpy_costs` as loops."""
-    for run in range(centres.shape[0]):
-        cost = 0.0
-        for index in range(coordinates.shape[1]):
-            best = np.inf
-            for candidate in range(centres.shape[1]):
-                red = coordinates[0, index] - centres[run, candidate, 0]
-                green = coordinates[1, index] - centres[run, candidate, 1]
-                blue = coordinates[2, index] - centres[run, candidate, 2]
-                best = min(best, red * red + green * green + blue * blue)
-            cost += weights[index] * best
-        out[run] = cost
-
-
 def _loop_nearest(coordinates: FloatArray, centres: FloatArray, labels: IntArray) -> None:
-    """:func:`_numpy_nearest` as one loop over the points."""
-    for index in range(coordinates.shape[1]):
-        labels[index] = _loop_nearest_one(coordinates, index, centres)
+    """:func:`_numpy_nearest` as loops."""
+    _loop_assign(coordinates, centres, np.empty(coordinates.shape[1]), labels)
+
+
+def _loop_polish(
+    pixels: NDArray[np.uint8],
+    codes: NDArray[np.uint16],
+    occupied: IntArray,
+    coordinates: FloatArray,
+    weights: FloatArray,
+    centres: FloatArray,
+    counts: FloatArray,
+) -> None:
+    """:func:`_numpy_polish` as loops: the kept bins and the boundary pixels in one set of
+    weighted points, pixel-level Lloyd steps on it, then exact counts."""
+    count, k = len(occupied), len(centres)
+    half_side = (_BIN_SIDE - 1) / 2
+    cubes = np.empty((3, count))  # the centre of each bin's cube, as _bin_corners
+    for channel in range(3):
+        shift = _BIN_BITS * (2 - channel)
+        for index in range(count):
+            cubes[channel, index] = ((occupied[index] >> shift) & ((1 << _BIN_BITS) - 1)) * _BIN_SIDE + half_side
+    labels, boundary, scratch = np.empty(count, dtype=np.intp), np.empty(count, dtype=np.bool_), np.empty(count)
+    _loop_bins(centres, cubes, half_side + _POLISH_MARGIN, scratch, labels, boundary)
+    mixed, mixed_weights, kept = _loop_mixed(pixels, codes, occupied, coordinates, weights, boundary)
+    size = len(mixed_weights)
+    nearest, mixed_labels, totals = np.empty(size), np.empty(size, dtype=np.intp), np.empty((k, 4))
+    for _ in range(_POLISH_STEPS):
+        _loop_step(mixed, mixed_weights, centres, nearest, mixed_labels, totals)
+        if _loop_move(centres, totals) <= _POLISH_TOLERANCE:
+            break
+    straddling = np.empty(count, dtype=np.bool_)
+    _loop_bins(centres, cubes, half_side, scratch, labels, straddling)
+    widened = False
+    for index in range(count):
+        widened |= straddling[index] and not boundary[index]
+        straddling[index] |= boundary[index]
+    if widened:  # a centre moved past the margin: gather the straddling bins' pixels too
+        mixed, mixed_weights, kept = _loop_mixed(pixels, codes, occupied, coordinates, weights, straddling)
+    counts[:] = 0.0
+    for index in range(count):
+        if not straddling[index]:
+            counts[labels[index]] += weights[index]
+    final_labels = np.empty(len(mixed_weights), dtype=np.intp)
+    _loop_assign(mixed, centres, np.empty(len(mixed_weights)), final_labels)
+    for index in range(kept, len(mixed_weights) - 1):  # the pixels, not the weightless slot
+        counts[final_labels[index]] += 1
+
+
+def _loop_mixed(
+    pixels: NDArray[np.uint8],
+    codes: NDArray[np.uint16],
+    occupied: IntArray,
+    coordinates: FloatArray,
+    weights: FloatArray,
+    chosen: NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray, int]:
+    """``(3, n)`` points, their ``(n,)`` weights, and ``kept``: columns ``[0, kept)`` are the
+    bins not chosen, then come the pixels of the chosen bins one by one (weight 1, in frame
+    order), then one slot of weight 0.
+
+    Every pixel is written to the next free column, which only advances past a wanted one:
+    no branch to mispredict. The last pixels not wanted land in the weightless slot.
+    """
+    kept = size = 0
+    for index in range(len(occupied)):
+        if chosen[index]:
+            size += int(weights[index])
+        else:
+            kept += 1
+    mixed = np.empty((3, kept + size + 1))
+    mixed_weights = np.ones(kept + size + 1)
+    mixed_weights[kept + size] = 0.0
+    wanted = np.zeros(_BIN_COUNT, dtype=np.intp)
+    taken = 0
+    for index in range(len(occupied)):
+        if chosen[index]:
+            wanted[occupied[index]] = 1
+        else:
+            for channel in range(3):
+                mixed[channel, taken] = coordinates[channel, index]
+            mixed_weights[taken] = weights[index]
+            taken += 1
+    for index in range(pixels.shape[0]):
+        for channel in range(3):
+            mixed[channel, taken] = pixels[index, channel]
+        taken += wanted[codes[index]]
+    return mixed, mixed_weights, kept
 
 
 def _loop_bins(
-    centres: FloatArray, cubes: FloatArray, half_side: float, labels: IntArray, straddling: NDArray[np.bool_]
+    centres: FloatArray,
+    cubes: FloatArray,
+    half_side: float,
+    nearest: FloatArray,
+    labels: IntArray,
+    straddling: NDArray[np.bool_],
 ) -> None:
-    """:func:`_numpy_bins` as one loop over the cubes."""
+    """:func:`_numpy_bins` as loops, centre by centre over the cubes."""
     k = centres.shape[0]
     manhattan = np.zeros((k, k))
     for one in range(k):
         for other in range(k):
             for channel in range(3):
                 manhattan[one, other] += abs(centres[one, channel] - centres[other, channel])
-    distances = np.empty(k)
-    for index in range(cubes.shape[1]):
-        label = _loop_nearest_one(cubes, index, centres)
-        for candidate in range(k):
-            red = cubes[0, index] - centres[candidate, 0]
-            green = cubes[1, index] - centres[candidate, 1]
-            blue = cubes[2, index] - centres[candidate, 2]
-            distances[candidate] = red * red + green * green + blue * blue
-        crossing = False
-        for candidate in range(k):
-            gap = distances[candidate] - distances[label] - 2 * half_side * manhattan[candidate, label]
-            if candidate != label and gap <= 0:
-                crossing = True
-        labels[index] = label
-        straddling[index] = crossing
+    _loop_assign(cubes, centres, nearest, labels)
+    straddling[:] = False
+    for candidate in range(k):
+        x, y, z = centres[candidate, 0], centres[candidate, 1], centres[candidate, 2]
+        for index in range(cubes.shape[1]):
+            red = cubes[0, index] - x
+            green = cubes[1, index] - y
+            blue = cubes[2, index] - z
+            gap = red * red + green * green + blue * blue - nearest[index]
+            gap -= 2 * half_side * manhattan[candidate, labels[index]]
+            straddling[index] |= (candidate != labels[index]) & (gap <= 0)
 
 
-NUMPY_KERNELS = _Kernels(_numpy_histogram, _numpy_seeds, _numpy_lloyd, _numpy_costs, _numpy_nearest, _numpy_polish)
-_LOOPS = (_loop_histogram, _loop_seeds, _loop_lloyd, _loop_costs, _loop_nearest, _loop_polish)
+NUMPY_KERNELS = _Kernels(_numpy_histogram, _numpy_seeds, _numpy_lloyd, _numpy_nearest, _numpy_polish)
+_LOOPS = (_loop_histogram, _loop_seeds, _loop_lloyd, _loop_nearest, _loop_polish)
 
 
 def warm_up_kernels() -> None:
@@ -923,7 +963,7 @@ def warm_up_kernels() -> None:
     frame[0, 0] = (0, 128, 0)
     frame[3] = (40, 80, 200)
     _fast_kmeans(frame.reshape(-1, 3), 2, 0)
-    _kmeans_on_colours(frame.reshape(-1, 3), 2, np.random.default_rng(0))
+    _kmeans_on_colours(frame.reshape(-1, 3), 2, 0)
 
 
 @functools.cache
