@@ -26,6 +26,7 @@
 | queue_autoscaling | ``TIDAL_QUEUE_AUTOSCALING`` | off | hand a run that does not fit to Ray anyway when none waits there (Ray's autoscaler adds the node) |
 | QUEUE_POLL_SECONDS | - | 2 | how often the server's dispatcher looks at the queue and at Ray |
 | QUEUE_MAX_PENDING | - | 4 | runs handed to one Ray cluster and not started there yet, at most |
+| queue_backfill_seconds | ``TIDAL_QUEUE_BACKFILL_SECONDS`` | 300 | how long smaller runs may go past a cluster's first waiting run; after that it holds the queue until it starts (``inf``: never) |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ CONSOLE_CAPTURE_MODES = ("fd", "python", "off")
 SUBMIT_MAX_SIZE = "100MiB"
 QUEUE_POLL_SECONDS = 2.0
 QUEUE_MAX_PENDING = 4  # each job Ray starts costs its head a supervisor (~85 MB): the queue feeds it slowly
+QUEUE_BACKFILL_SECONDS = 300.0
 
 
 def home() -> Path:
@@ -118,6 +120,22 @@ def submit_max_bytes() -> int:
 def remote_run_id() -> str | None:
     """``$TIDAL_RUN_ID``: in a job ``tidal submit`` started, the run ``tidal.init()`` attaches to."""
     return _text("TIDAL_RUN_ID")
+
+
+def queue_backfill_seconds() -> float:
+    """``$TIDAL_QUEUE_BACKFILL_SECONDS`` (300): how long the first run waiting for a cluster lets smaller
+    runs behind it go first; once it has waited longer, nothing behind it starts until it has."""
+    raw = _text("TIDAL_QUEUE_BACKFILL_SECONDS")
+    if raw is None:
+        return QUEUE_BACKFILL_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # NaN too
+        raise ConfigError(f"TIDAL_QUEUE_BACKFILL_SECONDS={raw!r} is not a number of seconds: give one like 300 "
+                          "(0: the first waiting run holds the queue at once; inf: never)")
+    return seconds
 
 
 def queue_autoscaling() -> bool:

@@ -8,6 +8,7 @@ Example::
 
     cluster = RayCluster("http://head:8265")
     cluster.free()                                   # Resources(cpus=14.0, gpus=1.0, memory=...)
+    free, total = cluster.capacity()                 # both from one load report
     job = cluster.submit("tidal-ab12-1", "python train.py", {"working_dir": "/tmp/snap"}, Resources(gpus=1))
     cluster.state(job).status                        # PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED or MISSING
 """
@@ -97,13 +98,17 @@ class RayCluster:
 
     def free(self) -> Resources:
         """CPUs, GPUs and memory no job holds now, from the autoscaler's load report (Ray's state)."""
-        usage = self._usage()
-        return Resources(*(max(0.0, total - used) for used, total in
-                           (usage.get(name, (0.0, 0.0)) for name in ("CPU", "GPU", "memory"))))
+        return self.capacity()[0]
 
     def total(self) -> Resources:
-        usage = self._usage()
-        return Resources(*(usage.get(name, (0.0, 0.0))[1] for name in ("CPU", "GPU", "memory")))
+        return self.capacity()[1]
+
+    def capacity(self) -> tuple[Resources, Resources]:
+        """What is free now and what the cluster's nodes have in all, from one load report."""
+        report = self._usage()
+        usage = [report.get(name, (0.0, 0.0)) for name in ("CPU", "GPU", "memory")]
+        return (Resources(*(max(0.0, total - used) for used, total in usage)),
+                Resources(*(total for _, total in usage)))
 
     def _usage(self) -> dict[str, tuple[float, float]]:
         import httpx

@@ -8,6 +8,7 @@ for as long as it runs, which is what lets the dispatcher count them.
 Example::
 
     shortfall(Resources(cpus=1, gpus=1), Resources(cpus=8, gpus=0))   # "needs 1 GPU, cluster has 0 free"
+    lacking(Resources(cpus=1, gpus=2), Resources(cpus=8, gpus=1))     # "2 GPUs"
 """
 
 from __future__ import annotations
@@ -38,13 +39,22 @@ class Resources:
 
 def shortfall(needed: Resources, free: Resources) -> str | None:
     """Why ``needed`` does not fit in ``free`` ("needs 1 GPU, cluster has 0 free"), None when it fits."""
-    missing = [(name, want, have) for name, want, have in (
-        ("GPU", needed.gpus, free.gpus), ("CPU", needed.cpus, free.cpus), ("memory", needed.memory, free.memory))
-        if want > have + 1e-9]
+    missing = _missing(needed, free)
     if not missing:
         return None
     return "; ".join(f"needs {_amount(name, want)}, cluster has {_number(name, have)} free"
                      for name, want, have in missing)
+
+
+def lacking(needed: Resources, free: Resources) -> str:
+    """What of ``needed`` does not fit in ``free``, as asked for ("2 GPUs"); empty when it all fits."""
+    return ", ".join(_amount(name, want) for name, want, _ in _missing(needed, free))
+
+
+def _missing(needed: Resources, free: Resources) -> list[tuple[str, float, float]]:
+    return [(name, want, have) for name, want, have in (
+        ("GPU", needed.gpus, free.gpus), ("CPU", needed.cpus, free.cpus), ("memory", needed.memory, free.memory))
+        if want > have + 1e-9]
 
 
 def _amount(name: str, value: float) -> str:

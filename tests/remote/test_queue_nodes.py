@@ -1,0 +1,48 @@
+"""On a cluster shaped like a real one — a head started with ``--num-cpus=0`` and a worker node
+with the CPUs — a run submitted through the queue runs on the worker node: Ray schedules the job's
+supervisor and driver where its entrypoint resources are (tidal always asks for some), so the
+head holds only Ray's bookkeeping however many runs go through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ray.job_submission import JobSubmissionClient
+from raynodes import RayNodes, ray_nodes
+
+from liveserver import TOKEN, sqlite_store, start_server
+from tidal.remote.follow import follow
+from tidal.remote.submit import submit
+from tidal.tracking.httpstore import HTTPStore
+from tidal.tracking.server.app import create_app
+
+WHERE = "import os, time\nprint('driver pid', os.getpid())\ntime.sleep(1)\n"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RayNodes]:
+    with ray_nodes(head_cpus=0, worker_cpus=2) as nodes:
+        yield nodes
+
+
+@pytest.mark.slow
+def test_a_queued_run_runs_its_driver_on_the_worker_node_not_the_head(cluster: RayNodes, tmp_path: Path) -> None:
+    (tmp_path / "where.py").write_text(WHERE)
+    backend = sqlite_store(tmp_path / "server-home")
+    live = start_server(create_app(backend, token=TOKEN), lifespan="on")  # with its dispatcher
+    client = HTTPStore(live.url, token=TOKEN)
+    try:
+        submission = submit("where.py", [], address=cluster.address, cpus=1, folder=tmp_path, store=client)
+        assert submission.status == "waiting"  # in tidal's queue first
+        run = follow(client, submission.run_id, lambda text: None, poll_seconds=0.3)
+        assert run["status"] == "completed", run
+        job = JobSubmissionClient(cluster.address).get_job_info(client.queue_entry(submission.run_id)["ray_job_id"])
+    finally:
+        client.close()
+        live.stop()
+        backend.close()
+    nodes = cluster.node_ids()
+    assert set(nodes) == {"head", "worker"}
+    assert job.driver_node_id == nodes["worker"] != nodes["head"], (job.driver_node_id, nodes)
