@@ -1,15 +1,44 @@
-"""A local Ray for the tests (engines, serving, training): reachable only from this machine."""
+"""Local Rays for the tests (engines, serving, training): reachable only from this machine.
+
+``local_ray(cpus)``: one Ray started in the test process (``ray.init``). ``ray_cluster(head_cpus)``:
+a cluster of real nodes on 127.0.0.1, each a ``ray start --block`` in a process group of its own
+(ports and temp folder of its own too), so a test can kill one node (``node.kill()``: SIGKILL to its
+raylet, agents and workers at once) and stopping the cluster touches no other Ray on the machine::
+
+    with ray_cluster(head_cpus=1) as cluster:
+        side = cluster.add_node(cpus=2, resources={"side": 2})
+        ...  # a driver started with RAY_ENVIRONMENT and --address cluster.address
+        side.kill()
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-# no token (Ray 2.60 would write one to ~/.ray), no usage report
+from liveserver import free_port
+
+# no token (Ray 2.60 would write one to ~/.ray), no usage report; "0" keeps 127.0.0.1 as it is
+# (Ray otherwise swaps a loopback address for the machine's outward one, where nothing listens)
 RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
                    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# A node joining a head: `ray start --address` refuses to with the "0" above, and with "1" it swaps
+# 127.0.0.1 for the machine's outward address; this runs `ray start` with the address kept as given.
+JOINING_NODE = ("import sys, ray._private.services as services; services.resolve_ip_for_localhost = lambda host: host;"
+                " from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()")
+START_SECONDS = 120
 
 
 @contextmanager
@@ -26,3 +55,125 @@ def local_ray(cpus: int = 2, **options: object) -> Iterator[str]:
             yield context.address_info["gcs_address"]
         finally:
             ray.shutdown()
+
+
+class RayNode:
+    """One node of a :func:`ray_cluster`: its ``ray start --block``, leader of the node's process group."""
+
+    def __init__(self, arguments: list[str], joining: bool) -> None:
+        self.temp = Path(tempfile.mkdtemp(prefix=f"rn{uuid.uuid4().hex[:4]}", dir="/tmp"))  # sockets: short paths
+        binaries = Path(sys.executable).parent  # every node's python is this one (with tidal), as on a real cluster
+        launcher = [sys.executable, "-c", JOINING_NODE] if joining else [str(binaries / "ray")]
+        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
+                 "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
+                 "--runtime-env-agent-port": free_port(), "--metrics-export-port": free_port()}
+        environment = os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
+        if joining:
+            environment["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
+        self.log = self.temp / "start.log"
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [*launcher, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--num-gpus=0",
+                 "--object-store-memory=100000000", f"--temp-dir={self.temp}", *arguments,
+                 *(f"{flag}={port}" for flag, port in ports.items())],
+                env=environment, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
+        self._wait_started()
+
+    @property
+    def session(self) -> int:
+        """The node's session: every process of the node is in it (``os.getsid`` of its workers)."""
+        return self.process.pid
+
+    def _wait_started(self) -> None:
+        """Until the node is registered with the cluster (`ray start` says so once the GCS lists it)."""
+        deadline = time.monotonic() + START_SECONDS
+        while "Ray runtime started" not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"ray start failed or hung: {self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """The node dies at once, as with its machine: SIGKILL to its process group (the raylet, the
+        agents) and to the rest of its session (the workers, each in a process group of its own)."""
+        _signal_group(self.process, signal.SIGKILL, 0.0)
+        _kill_session(self.session)
+        _signal_group(self.process, signal.SIGKILL, 10.0)
+
+    def stop(self) -> None:
+        """TERM, then KILL, to the node's process group; its temp folder removed."""
+        if self.process.poll() is None or _group_alive(self.process.pid):
+            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                if not _signal_group(self.process, sig, wait):
+                    break
+        _kill_session(self.session)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+class LocalCluster:
+    """A head on 127.0.0.1 and the nodes added to it; ``address`` is the head's GCS (``host:port``)."""
+
+    def __init__(self, head_cpus: int) -> None:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.head = RayNode(["--head", f"--port={port}", f"--num-cpus={head_cpus}", "--include-dashboard=false",
+                             f"--ray-client-server-port={free_port()}"], joining=False)
+        self.nodes: list[RayNode] = []
+
+    def add_node(self, cpus: int, resources: dict[str, float] | None = None) -> RayNode:
+        """A node of ``cpus`` CPUs (and custom ``resources``) joined to the head; back once it is registered."""
+        node = RayNode([f"--address={self.address}", f"--num-cpus={cpus}",
+                        f"--resources={json.dumps(resources or {})}"], joining=True)
+        self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in [*self.nodes, self.head]:
+            node.stop()
+
+
+@contextmanager
+def ray_cluster(head_cpus: int = 1) -> Iterator[LocalCluster]:
+    """A local multi-node Ray cluster for the block: a head of ``head_cpus`` CPUs, nodes added with
+    ``add_node``; every node stopped (its process group) at the end."""
+    pytest.importorskip("ray", reason="these tests need Ray: pip install -e '.[ray]'")
+    cluster = LocalCluster(head_cpus)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals, wait: float) -> bool:
+    """Send ``sig`` to the process group ``process`` leads; wait for it to empty. False: it was gone."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        process.poll()
+        return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _group_alive(process.pid):
+        process.poll()
+        time.sleep(0.1)
+    process.poll()
+    return _group_alive(process.pid)
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL to every process of ``session`` (a session this helper started)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry)) == session:
+                os.kill(int(entry), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

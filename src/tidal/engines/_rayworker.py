@@ -1,9 +1,10 @@
 """What runs inside a Ray worker of the Ray engine: one processor host, set up once per actor.
 
-A plain class (no Ray import here): ``tidal.engines.ray`` turns it into an actor with the
-resources the config asks for. The job's :class:`~tidal.engines.base.Work` arrives pickled, and
-is unpickled only after the job's import folders are on ``sys.path``: Ray would otherwise
-unpickle a user's source class before this code could tell it where the user's modules are.
+A plain class (Ray is imported only to say which node it runs on): ``tidal.engines.ray`` turns
+it into an actor with the resources the config asks for. The job's
+:class:`~tidal.engines.base.Work` arrives pickled, and is unpickled only after the job's import
+folders are on ``sys.path``: Ray would otherwise unpickle a user's source class before this code
+could tell it where the user's modules are.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class PartitionWorker:
             self.setup_error = str(error)
             return
         self.reader = PartitionReader(work, self.host)
+
+    def node(self) -> str:
+        """The id of the Ray node this actor runs on; the driver's first call, answered once the
+        actor is placed and set up (the driver tells a node's loss from a crash with it)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
 
     def run(self, task: Task) -> Iterator[BatchMessage | SetupFailed]:
         """Stream the partition's batch messages (a Ray streaming generator on the driver's side)."""
