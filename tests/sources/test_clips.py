@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from source_suite import FileSourceSuite, MakeSource
@@ -41,6 +42,13 @@ def test_decode_clip_gives_every_frame_scaled_with_times_and_rate(bikes_mp4: Pat
     assert clip.fps == 25.0 and len(clip) == 250 and clip.dropped == 0
     assert clip.times[0] == 0.0
     assert np.allclose(np.diff(clip.times), 0.04)
+
+
+def test_clip_pixels_match_a_plain_decode_scaled_frame_by_frame(bikes_mp4: Path) -> None:
+    with av.open(str(bikes_mp4)) as container:
+        plain = [frame.reformat(width=112, height=48, format="rgb24").to_ndarray()
+                 for frame in container.decode(video=0)]
+    np.testing.assert_array_equal(decode_clip(bikes_mp4).frames, np.stack(plain))
 
 
 def test_bytes_file_objects_and_paths_decode_alike(carphone_mp4: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from source_suite import FileSourceSuite, MakeSource
 
 from tidal.errors import ConfigError, DecodeError, SourceError
-from tidal.sources._paths import fingerprint, fingerprint_bytes
+from tidal.sources._paths import fingerprint, fingerprint_bytes, scaled_size
 from tidal.sources.base import Item, ItemFailure
 from tidal.sources.video import VideoFrames
 
@@ -89,6 +89,19 @@ def test_pixels_match_a_plain_decode(bikes_mp4: Path) -> None:
     assert len(items) == 25
     for item in items:
         assert item.data.dtype == np.uint8 and item.data.flags.c_contiguous
+        np.testing.assert_array_equal(item.data, plain[item.meta["frame_index"]])
+
+
+@pytest.mark.parametrize("video", ["bikes_mp4", "bunny_mp4"])
+def test_scaled_pixels_match_a_plain_decode_scaled_frame_by_frame(video: str, request: pytest.FixtureRequest) -> None:
+    # the source reuses one scaler per segment; frame.reformat() builds one per frame
+    path: Path = request.getfixturevalue(video)
+    with av.open(str(path)) as container:
+        plain = [frame.reformat(width=100, height=scaled_size(frame.width, frame.height, 100, None, even=True)[1],
+                                format="rgb24").to_ndarray() for frame in container.decode(video=0)]
+    items = read_frames(VideoFrames(str(path), width=100, every_nth=7, segment_frames=40))
+    assert len(items) == len(range(0, len(plain), 7))
+    for item in items:
         np.testing.assert_array_equal(item.data, plain[item.meta["frame_index"]])
 
 

@@ -27,6 +27,7 @@ import av
 import numpy as np
 from av.container import InputContainer
 from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
@@ -152,11 +153,12 @@ def _decode(
     pictures: list[NDArray[np.uint8]] = []
     times: list[float] = []
     converted: tuple[VideoFrame | None, Any] = (None, None)
+    scaler = VideoReformatter()  # reused: a new one per frame rebuilds its swscale context each time
     for pts, frame in reading.frames(container):
         if not reading.keep(pts):
             continue
         if converted[0] is not frame:  # a null frame repeats the picture before it
-            converted = (frame, _picture(frame, *size))
+            converted = (frame, _picture(frame, scaler, *size))
         pictures.append(converted[1])
         times.append(reading.seconds(pts))
         if max_frames is not None and len(pictures) >= max_frames:
@@ -241,9 +243,10 @@ class _Reading:
             raise DecodeError(f"{reason}; {REENCODE_HINT}")
 
 
-def _picture(frame: VideoFrame, width: int | None, height: int | None) -> NDArray[np.uint8]:
+def _picture(frame: VideoFrame, scaler: VideoReformatter, width: int | None, height: int | None
+             ) -> NDArray[np.uint8]:
     size = scaled_size(frame.width, frame.height, width, height, even=True)
-    picture = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+    picture = scaler.reformat(frame, width=size[0], height=size[1], format="rgb24").to_ndarray()
     return np.ascontiguousarray(picture, dtype=np.uint8)  # decoders pad rows; consumers want them packed
 
 
