@@ -116,6 +116,20 @@ class BrokenSetup(Processor):
         return [None for _ in batch]
 
 
+class SetupFailsWhile(Processor):
+    """setup() fails while the file ``flag`` exists (weights not there yet, a GPU still busy)."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def setup(self) -> None:
+        if os.path.exists(self.flag):
+            raise RuntimeError(f"not ready: {self.flag} exists")
+
+    def process(self, batch: list[Item]) -> list[Any]:
+        return [{"value": item.data, "pid": os.getpid()} for item in batch]
+
+
 @dataclass(frozen=True)
 class Point:
     x: int

@@ -152,6 +152,36 @@ def test_a_processor_whose_setup_fails_answers_500_with_its_error(ray_cluster: s
 
 
 @pytest.mark.slow
+def test_after_setup_failed_requests_fail_fast_then_a_later_one_tries_setup_again(
+        ray_cluster: str, tmp_path: Path) -> None:
+    """As the local backend: once Ray Serve gave up on setup(), requests fail at once (Retry-After),
+    and one that comes SETUP_RETRY_SECONDS later starts fresh replicas: a cause that went away
+    (weights arrived) does not need the service restarted."""
+    from tidal.serve.scaling import SETUP_RETRY_SECONDS
+
+    flag = tmp_path / "weights-missing"
+    flag.touch()
+
+    async def test() -> None:
+        processor = {"serveprocessors.SetupFailsWhile": {"flag": str(flag)}}
+        async with started(ray_backend(processor, request_timeout=60)) as backend:
+            failed = await predict(backend, 1)
+            assert failed.status == 500 and "not ready" in json.loads(failed.body)["error"]
+            began = time.monotonic()
+            fast = await predict(backend, 2)
+            assert fast.status == 500 and time.monotonic() - began < 1.0
+            assert "next attempt is in at most" in json.loads(fast.body)["error"]
+            assert 1 <= int(fast.headers["Retry-After"]) <= SETUP_RETRY_SECONDS
+            flag.unlink()
+            await asyncio.sleep(SETUP_RETRY_SECONDS)
+            answered = await predict(backend, 3)
+            assert results(answered)[0]["value"] == 3
+            assert backend.status()["ready"]
+
+    asyncio.run(test())
+
+
+@pytest.mark.slow
 def test_asking_for_gpus_the_cluster_lacks_is_said_at_start(ray_cluster: str, caplog: pytest.LogCaptureFixture
                                                             ) -> None:
     config = parse_service({"processor": echo(), "imports": ["serveprocessors"],

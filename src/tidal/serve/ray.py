@@ -67,6 +67,7 @@ from tidal.serve.payload import Payload
 from tidal.serve.scaling import (
     BATCHES_AHEAD,
     REPORT_SECONDS,
+    SETUP_RETRY_SECONDS,
     SHUTTING_DOWN,
     STOP_GRACE_SECONDS,
     WATCHDOG_GRACE_SECONDS,
@@ -79,6 +80,7 @@ DEPLOYMENT = "processor"
 WATCH_SECONDS = 0.5  # how often the front reads the replicas' states (cold starts, metrics)
 HEALTH_CHECK_SECONDS = 2.0  # Ray Serve's health check of each replica (its default, 10 s, delays replacing a dead one)
 CONSTRUCTOR_RETRIES = 3  # a processor whose setup() fails is tried this many times before requests fail
+STALE_VERDICT_SECONDS = 10.0  # after a new setup attempt is deployed, Ray's old "failed" is ignored this long at most
 LOOK_BACK_LIMIT_SECONDS = 30.0  # Ray Serve's default look-back; longer idle timeouts keep it
 # replica states as /readyz names a worker's (Ray Serve's ReplicaState values)
 WORKER_STATES = {"STARTING": "starting", "UPDATING": "starting", "RECOVERING": "starting", "RUNNING": "ready",
@@ -106,6 +108,10 @@ class RayServeBackend(Backend):
         self.replicas: list[dict[str, Any]] = []  # the last states read from Ray Serve
         self.last_setup_error: str | None = None
         self.setup_failure: str | None = None  # Ray Serve gave up starting a replica: why
+        self._failed_at = -math.inf  # when Ray Serve was last seen giving up on the replicas' setup
+        self._attempt = 0  # the code version's suffix: a new one makes Ray Serve try setup() again
+        self._retrying: asyncio.Task[None] | None = None  # a new attempt being deployed
+        self._stale_until = -math.inf  # until Ray Serve shows the new attempt, its old verdict does not count
         self._read_at = self._answered_at = -math.inf  # when the replicas were read, a replica last answered
         self._numbers: dict[str, int] = {}
         self._counter = itertools.count(1)
@@ -186,7 +192,7 @@ class RayServeBackend(Backend):
             # one code version for this front's life: a redeploy that changes the bounds only is
             # then an update of the autoscaling config, and keeps the replicas (and their models);
             # Ray 2.60 gives every imperative deploy a random version, which replaces them all
-            deployment = deployment.options(version=self.application, _internal=True)
+            deployment = deployment.options(version=f"{self.application}-{self._attempt}", _internal=True)
             application = deployment.bind(self.settings, self.config.http.request_timeout + WATCHDOG_GRACE_SECONDS)
             target = RunTarget(application, name=self.application, route_prefix=None)
             [self.handle] = _run_many([target], wait_for_applications_running=False)
@@ -215,24 +221,54 @@ class RayServeBackend(Backend):
                 await self._in_thread(self._read_replicas)
                 await self._in_thread(self._deploy)
 
+    async def _retry_setup(self) -> bool:
+        """After Ray Serve gave up starting replicas (setup() failed its retries), try again once
+        ``SETUP_RETRY_SECONDS`` have passed, as the local backend does: a new code version makes
+        Ray Serve start fresh replicas; returns once Ray has it. False while requests should
+        still fail fast."""
+        if self._retrying is None:
+            if time.monotonic() - self._failed_at < SETUP_RETRY_SECONDS:
+                return False
+            self._attempt += 1
+            self.setup_failure = None
+            self._retrying = self._spawn(self._deploy_attempt(), self._deploys)
+        await asyncio.shield(self._retrying)
+        return True
+
+    async def _deploy_attempt(self) -> None:
+        try:
+            await self._redeploy()
+        finally:
+            self._stale_until = time.monotonic() + STALE_VERDICT_SECONDS
+            self._retrying = None
+
     # --- requests -----------------------------------------------------------------------
 
     async def predict(self, payload: Payload) -> Reply:
         if self.closing or self.handle is None:
             return error_reply(503, SHUTTING_DOWN)
+        if self.setup_failure is not None and not self._ready_replicas() and not await self._retry_setup():
+            wait = math.ceil(SETUP_RETRY_SECONDS - (time.monotonic() - self._failed_at))
+            return error_reply(500, f"the model worker could not start: {self.setup_failure}; the next attempt is "
+                               f"in at most {wait} s", {"Retry-After": str(max(1, wait))})
         cold = not self._warm()
         if cold:
             self.metrics.cold_starts.inc()
         self.in_flight += 1
         try:
             reply = await self._forward(payload)
+            while reply is None:  # sent while Ray Serve still had the failed attempt: again, to the new one
+                await asyncio.sleep(WATCH_SECONDS)
+                reply = await self._forward(payload)
         finally:
             self.in_flight -= 1
         if cold and reply.status == 200:
             self.metrics.cold_start_seconds.observe(time.monotonic() - payload.received)
         return reply
 
-    async def _forward(self, payload: Payload) -> Reply:
+    async def _forward(self, payload: Payload) -> Reply | None:
+        """The replica's answer, or an error reply; None when Ray Serve refused the request for a
+        setup attempt it has since been given a new one for (send it again)."""
         response = self.handle.remote(payload.kind, payload.data)
         task = asyncio.ensure_future(_awaited(response))
         deadline = payload.received + self.config.http.request_timeout
@@ -248,6 +284,8 @@ class RayServeBackend(Backend):
                     return error_reply(500, f"the model worker could not start: {self.setup_failure}", log=True)
             answer = task.result()
         except Exception as error:
+            if _unavailable(error) and time.monotonic() < min(self._stale_until, deadline - WATCH_SECONDS):
+                return None
             return self._failed(error)
         finally:
             if not task.done():  # the replica drops its items, or its batch's result
@@ -330,8 +368,15 @@ class RayServeBackend(Backend):
             return f"cannot read the replicas from Ray Serve: {_first_line(error)}"
         self.replicas = deployment.get("replicas") or []
         self._read_at = started
-        self.setup_failure = _setup_failure(deployment)
-        self.last_setup_error = self.setup_failure or self.last_setup_error
+        failure = _setup_failure(deployment)
+        if self._retrying is not None or time.monotonic() < self._stale_until:
+            if failure is None and self._retrying is None:  # Ray Serve has moved on to the new attempt
+                self._stale_until = -math.inf
+            failure = None
+        if failure is not None and self.setup_failure is None:
+            self._failed_at = time.monotonic()
+        self.setup_failure = failure
+        self.last_setup_error = failure or self.last_setup_error
         return None
 
     def _deployment(self) -> dict[str, Any]:
@@ -374,12 +419,14 @@ class RayServeBackend(Backend):
     async def _in_thread(self, call: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, call)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], tasks: set[asyncio.Task[Any]] | None = None) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None],
+               tasks: set[asyncio.Task[Any]] | None = None) -> asyncio.Task[None]:
         tasks = self._tasks if tasks is None else tasks
         task = asyncio.get_running_loop().create_task(coroutine)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         task.add_done_callback(_log_failure)
+        return task
 
     async def _every(self, seconds: float, action: Callable[[], Awaitable[None] | None]) -> None:
         while True:
@@ -469,6 +516,12 @@ def _ray_deprecations_ignored() -> Iterator[None]:
 
 async def _awaited(response: Any) -> Any:
     return await response
+
+
+def _unavailable(error: Exception) -> bool:
+    from ray.serve.exceptions import DeploymentUnavailableError
+
+    return isinstance(error, DeploymentUnavailableError)
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
