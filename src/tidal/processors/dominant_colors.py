@@ -445,7 +445,7 @@ class _Kernels:
 
     histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64], IntArray], int]
     collect: Callable[[NDArray[np.int64], IntArray, int], tuple[IntArray, FloatArray, FloatArray]]
-    merge: Callable[[IntArray, FloatArray, FloatArray, int], tuple[FloatArray, FloatArray]]
+    merge: Callable[[IntArray, FloatArray, FloatArray, int], tuple[FloatArray, Counts]]
     seeds: Callable[[FloatArray, FloatArray, FloatArray, int, FloatArray], None]
     lloyd: Callable[[FloatArray, FloatArray, FloatArray, int, float, FloatArray], None]
     nearest: Callable[[FloatArray, FloatArray, IntArray], None]
@@ -491,7 +491,7 @@ def _numpy_collect(
     return codes, counts[0], np.ascontiguousarray(counts[1:].T)
 
 
-def _numpy_merge(occupied: IntArray, counts: FloatArray, sums: FloatArray, bits: int) -> tuple[FloatArray, FloatArray]:
+def _numpy_merge(occupied: IntArray, counts: FloatArray, sums: FloatArray, bits: int) -> tuple[FloatArray, Counts]:
     """``(n, 3)`` sums and ``(n,)`` counts of coarser bins (``bits`` per channel, ascending
     code order), merged from the fine bins."""
     code = np.zeros_like(occupied)
