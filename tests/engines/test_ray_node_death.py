@@ -24,7 +24,9 @@ import pytest
 
 from jobrows import job_rows
 from rayhost import RAY_ENVIRONMENT, LocalCluster, RayNode, ray_cluster
-from tidal.config.job import load_config
+from tidal.config.job import load_config, parse_job
+from tidal.engines.ray import RayEngine
+from tidal.errors import ConfigError
 
 pytest.importorskip("ray", reason="the Ray engine's tests need Ray: pip install -e '.[ray]'")
 
@@ -140,15 +142,21 @@ def test_a_node_dying_mid_job_loses_nothing_and_its_partitions_run_again(cluster
     # the partitions the node was running ran again, skipping what they had sent
     items = processed(log)
     on_side = collections.Counter(partition_of(item) for session, item in items if session == side.session)
-    retries = [match.groups() for match in RETRY.finditer(text)]
-    sent = {partition: int(count) for partition, count, _ in retries}
-    assert retries and len(sent) == len(retries) and {number for *_, number in retries} == {"1"}, text
+    # rows each retried partition had sent when lost (summed: one handed to the other lost actor
+    # before that one's loss showed is lost twice)
+    sent: collections.Counter[str] = collections.Counter()
+    for partition, count, _ in RETRY.findall(text):
+        sent[partition] += int(count)
+    assert sent, text
     interrupted = {partition for partition, count in on_side.items() if count < PER_PARTITION}
-    assert interrupted <= set(sent) <= set(on_side), (interrupted, sent, on_side)
+    assert interrupted <= set(sent), (interrupted, sent, on_side)
     times = collections.Counter(item for _, item in items)
     for partition, count in sent.items():
+        # what it had sent came from the lost node (a partition may have been lost before its first
+        # batch: 0 and 0), and exactly the rest of what the node had processed was processed again
         redone = sum(times[item] - 1 for item in range(ITEMS) if partition_of(item) == partition)
-        assert redone == on_side[partition] - count, (partition, redone, on_side[partition], count)
+        assert on_side[partition] >= count and redone == on_side[partition] - count, (
+            partition, redone, on_side[partition], count)
     assert all(times[item] == 1 for item in range(ITEMS) if partition_of(item) not in sent)
 
     # the same results, value for value, as the local engine's
@@ -171,9 +179,9 @@ def test_losing_the_only_node_with_the_actors_resource_stops_the_job_and_a_rerun
         side.kill()
         text = finish(driver)
     assert driver.returncode == 2, text
-    dead = r"\w+ \(127\.0\.0\.1\)"
     assert re.search(r"engine\.ray: no live node of the Ray cluster can hold a worker, which asks for 1 CPU, 1 side:"
-                     rf" none has 'side'; nodes that died: {dead}(, {dead})*\. The results so far are saved", text)
+                     r" none has 'side'; nodes lost during the job: \w+ \(127\.0\.0\.1\)\. The results so far"
+                     r" are saved", text)
     saved = {row["index"] for row in job_rows(home, job.job_id)}
     assert 0 < len(saved) < ITEMS
 
@@ -183,3 +191,26 @@ def test_losing_the_only_node_with_the_actors_resource_stops_the_job_and_a_rerun
     assert rerun.returncode == 0, text
     assert sorted(row["index"] for row in job_rows(home, job.job_id)) == list(range(ITEMS))
     assert f"{ITEMS - len(saved)} processed in this run" in text
+
+
+@pytest.mark.slow
+def test_actors_no_live_node_can_hold_stop_the_job_at_once(cluster: LocalCluster, tmp_path: Path) -> None:
+    config, log = write_job(tmp_path, {"ray": {"concurrency": 1, "resources": {"absent": 1}}})
+    driver = tidal_map(config, tmp_path / "ray", "--address", cluster.address)
+    text = finish(driver, 120)
+    assert driver.returncode == 2, text
+    assert ("engine.ray: no live node of the Ray cluster can hold a worker, which asks for 1 CPU, 1 absent:"
+            " none has 'absent'") in text
+    assert not log.exists()
+
+
+def test_custom_resources_are_checked_with_the_config() -> None:
+    data: dict[str, object] = {"source": {"tidal.sources.Range": {"n": 4}},
+                               "processor": {"tidal.processors.NoOp": {}}}
+    engine = parse_job(data | {"engine": {"ray": {"resources": {"side": 1}}}}, "job.hjson").build_engine()
+    assert (type(engine), engine.resources, engine.describe()["resources"]) == (RayEngine, {"side": 1.0},
+                                                                                 {"side": 1.0})
+    with pytest.raises(ConfigError, match=r"engine.ray: resources: give CPU as num_cpus"):
+        parse_job(data | {"engine": {"ray": {"resources": {"CPU": 2}}}}, "job.hjson").build_engine()
+    with pytest.raises(ConfigError, match=r"engine\.ray\.resources"):
+        parse_job(data | {"engine": {"ray": {"resources": {"side": "one"}}}}, "job.hjson")

@@ -163,6 +163,7 @@ class _ActorPool:
         self.arguments = (ray.put(pickle.dumps(work)), import_folders(work))
         self.returned: deque[Task] = deque()  # partitions to run first: those lost workers held
         self.retries: collections.Counter[PartitionId] = collections.Counter()
+        self.nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}  # those the job started with
         self.slots = [self._start(index) for index in range(size)]
 
     def _start(self, index: int, failed_starts: int = 0) -> _Slot:
@@ -240,7 +241,8 @@ class _ActorPool:
             return
         except self.ray.exceptions.RuntimeEnvSetupError as error:
             raise _runtime_env_error(error) from None
-        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ObjectLostError) as error:
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ObjectLostError,
+                self.ray.exceptions.NodeDiedError) as error:
             yield from self._replace(slot, _first_lines(error, 1), self._lost_with_node(slot, error))
             return
         if isinstance(message, SetupFailed):
@@ -254,8 +256,11 @@ class _ActorPool:
     def _lost_with_node(self, slot: _Slot, error: Exception) -> bool:
         """Whether the actor was lost with its node (or cut off from it) rather than died on a live
         node: unreachable (the node's raylet is gone, before Ray declares the node dead, about
-        15 s), its objects lost, or its node no longer alive in Ray's node table."""
-        if isinstance(error, (self.ray.exceptions.ActorUnavailableError, self.ray.exceptions.ObjectLostError)):
+        15 s), its objects lost, or its node no longer alive in Ray's node table. (An actor that
+        crashed on a busy live node is rarely reported unreachable: the partition then runs again,
+        crashes again, and fails after ``LOST_NODE_RETRIES``.)"""
+        exceptions = self.ray.exceptions
+        if isinstance(error, (exceptions.ActorUnavailableError, exceptions.ObjectLostError, exceptions.NodeDiedError)):
             return True
         return not any(node["NodeID"] == slot.node and node["Alive"] for node in self.ray.nodes())
 
@@ -288,10 +293,9 @@ class _ActorPool:
             return
         missing = [name for name, amount in self.request.items()
                    if not any(node["Alive"] and node["Resources"].get(name, 0) >= amount for node in nodes)]
-        dead = [node for node in nodes if not node["Alive"]]
-        had = [node for node in dead if any(name in node["Resources"] for name in missing)] or dead
-        died = "; nodes that died: " + ", ".join(f"{node['NodeID'][:12]} ({node['NodeManagerAddress']})"
-                                                 for node in had) if had else ""
+        lost = [f"{node['NodeID'][:12]} ({node['NodeManagerAddress']})" for node in nodes
+                if not node["Alive"] and node["NodeID"] in self.nodes]
+        died = f"; nodes lost during the job: {', '.join(lost)}" if lost else ""
         raise ConfigError(
             f"{WHERE}: no live node of the Ray cluster can hold a worker, which asks for {_describe(self.request)}:"
             f" none has {' and '.join(repr(name) for name in missing) or 'all of it at once'}{died}. The results so"
