@@ -1,8 +1,8 @@
 """Local Rays for the tests (engines, serving, training): reachable only from this machine.
 
 ``local_ray(cpus)``: one Ray started in the test process (``ray.init``). ``ray_cluster(head_cpus)``:
-a cluster of real nodes on 127.0.0.1, each a ``ray start --block`` in a process group of its own
-(ports and temp folder of its own too), so a test can kill one node (``node.kill()``: SIGKILL to its
+a cluster of real nodes on 127.0.0.1, each a ``ray start --block`` in a session of its own (ports
+and temp folder of its own too), so a test can kill one node (``node.kill()``: SIGKILL to its
 raylet, agents and workers at once) and stopping the cluster touches no other Ray on the machine::
 
     with ray_cluster(head_cpus=1) as cluster:
@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ def local_ray(cpus: int = 2, **options: object) -> Iterator[str]:
 
 
 class RayNode:
-    """One node of a :func:`ray_cluster`: its ``ray start --block``, leader of the node's process group."""
+    """One node of a :func:`ray_cluster`: its ``ray start --block``, leader of the node's session."""
 
     def __init__(self, arguments: list[str], joining: bool) -> None:
         self.temp = Path(tempfile.mkdtemp(prefix=f"rn{uuid.uuid4().hex[:4]}", dir="/tmp"))  # sockets: short paths
@@ -88,25 +88,20 @@ class RayNode:
         """Until the node is registered with the cluster (`ray start` says so once the GCS lists it)."""
         deadline = time.monotonic() + START_SECONDS
         while "Ray runtime started" not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if not _session_members(self.session) or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"ray start failed or hung: {self.log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
 
     def kill(self) -> None:
-        """The node dies at once, as with its machine: SIGKILL to its process group (the raylet, the
-        agents) and to the rest of its session (the workers, each in a process group of its own)."""
-        _signal_group(self.process, signal.SIGKILL, 0.0)
-        _kill_session(self.session)
-        _signal_group(self.process, signal.SIGKILL, 10.0)
+        """The node dies at once, as with its machine: SIGKILL to every process of its session (the
+        raylet and agents in the node's process group, the workers each in a group of their own)."""
+        _end_session(self.process, polite=False)
 
     def stop(self) -> None:
-        """TERM, then KILL, to the node's process group; its temp folder removed."""
-        if self.process.poll() is None or _group_alive(self.process.pid):
-            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-                if not _signal_group(self.process, sig, wait):
-                    break
-        _kill_session(self.session)
+        """TERM to the node's process group, then KILL to whatever is left of its session; its temp
+        folder removed."""
+        _end_session(self.process, polite=True)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
@@ -144,36 +139,40 @@ def ray_cluster(head_cpus: int = 1) -> Iterator[LocalCluster]:
         cluster.stop()
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals, wait: float) -> bool:
-    """Send ``sig`` to the process group ``process`` leads; wait for it to empty. False: it was gone."""
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        process.poll()
-        return False
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and _group_alive(process.pid):
-        process.poll()
+def _end_session(leader: subprocess.Popen[bytes], polite: bool) -> None:
+    """End every process of the session ``leader`` leads (polite: TERM to its process group first,
+    5 s to exit), then reap the leader. Reaped last: until then the session's id (its pid) cannot
+    be reused, so no process of any other session is ever signalled."""
+    if leader.returncode is not None:
+        return
+    if polite:
+        with suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGTERM)
+        _wait_empty(leader.pid, 5.0)
+    for pid in _session_members(leader.pid):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_empty(leader.pid, 10.0)
+    leader.wait(timeout=10)
+
+
+def _wait_empty(session: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while _session_members(session) and time.monotonic() < deadline:
         time.sleep(0.1)
-    process.poll()
-    return _group_alive(process.pid)
 
 
-def _kill_session(session: int) -> None:
-    """SIGKILL to every process of ``session`` (a session this helper started)."""
+def _session_members(session: int) -> list[int]:
+    """The processes of ``session`` still running (zombies left out)."""
+    members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.getsid(int(entry)) == session:
-                os.kill(int(entry), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # ended while we looked
             continue
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        state, _parent, _group, owner = stat.rpartition(")")[2].split()[:4]
+        if state != "Z" and int(owner) == session:
+            members.append(int(entry))
+    return members

@@ -1,8 +1,8 @@
 """The Ray engine when a node dies mid-job, on a real two-node cluster on 127.0.0.1.
 
 A head (whose CPU holds one actor) and a second node joined to it, each a ``ray start`` in a
-process group of its own (tests/rayhost.py); the second node is killed (SIGKILL to its raylet,
-workers and agents) while partitions run there. The job is ``tidal map`` in a process of its own,
+session of its own (tests/rayhost.py); the second node is killed (SIGKILL to its raylet, agents
+and workers at once) while partitions run there. The job is ``tidal map`` in a process of its own,
 as a user runs it; its processor logs every item it processes with its session (each node's
 processes are in a session of their own), so the test knows which node processed what.
 """
