@@ -82,6 +82,13 @@ def test_frames_match_a_plain_decode(video: str, request: pytest.FixtureRequest)
     assert [item.key for item in items] == [f"{path}@{digest}#{i}" for i in range(len(items))]
 
 
+@pytest.mark.parametrize("video", ["carphone_mp4", "bunny_mp4"])
+def test_times_are_exact_fractions_of_seconds_rounded_once(video: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(video)
+    assert [item.meta["time"] for item in read_frames(VideoFrames(str(path), width=32))] == [
+        seconds for _, seconds in plain_decode(path)]  # equal, not approximately
+
+
 def test_pixels_match_a_plain_decode(bikes_mp4: Path) -> None:
     with av.open(str(bikes_mp4)) as container:
         plain = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]

@@ -501,8 +501,10 @@ def _key(segment: Segment, index: int) -> str:
 
 
 def _meta(segment: Segment, pts: int, index: int) -> dict[str, Any]:
-    time = Fraction(pts - segment.origin_pts) * Fraction(*segment.time_base)
-    return {"path": segment.path, "frame_index": index, "time": float(time)}
+    numerator, denominator = segment.time_base
+    # int / int is correctly rounded: the float of the exact Fraction, without building one per frame
+    time = (pts - segment.origin_pts) * numerator / denominator
+    return {"path": segment.path, "frame_index": index, "time": time}
 
 
 def evenly_spaced(indexes: list[int], count: int) -> list[int]:
