@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tidal.processors.base import Processor
-from tidal.sources.base import Item
+from tidal.sources.base import Item, Partition
+from tidal.sources.range import Range
 
 
 class Square(Processor):
@@ -42,3 +43,51 @@ class BrokenSetup(Processor):
 
     def process(self, batch: list[Item]) -> list[Any]:
         return [{} for _ in batch]
+
+
+class Marks(Processor):
+    """Leaves files in ``folder``: ``setup`` when set up, then on exit ``thread`` (from a non-daemon
+    thread that outlives teardown) and ``atexit`` (from an atexit handler, written after the thread)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def setup(self) -> None:
+        import atexit
+        import threading
+
+        (self.folder / f"setup-{os.getpid()}").write_text("")
+        atexit.register(self._at_exit)
+        self.thread = threading.Thread(target=self._late, daemon=False)
+
+    def process(self, batch: list[Item]) -> list[Any]:
+        return [{"pid": os.getpid()} for _ in batch]
+
+    def teardown(self) -> None:
+        self.thread.start()
+
+    def _late(self) -> None:
+        time.sleep(0.3)
+        (self.folder / f"thread-{os.getpid()}").write_text("")
+
+    def _at_exit(self) -> None:
+        thread_done = (self.folder / f"thread-{os.getpid()}").exists()
+        (self.folder / f"atexit-{os.getpid()}").write_text("after the thread" if thread_done else "before")
+
+
+class ListedAfterSetup(Range):
+    """A Range whose listing waits (up to ``wait`` s) for a worker's ``setup-*`` file in ``folder``
+    and counts the partitions it lists in ``listed`` (``waited`` records whether it saw one)."""
+
+    def __init__(self, n: int, folder: str, wait: float = 30.0) -> None:
+        super().__init__(n, per_partition=5)
+        self.folder = folder
+        self.wait = wait
+
+    def partitions(self) -> list[Partition]:
+        deadline = time.monotonic() + self.wait
+        while not any(Path(self.folder).glob("setup-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen = any(Path(self.folder).glob("setup-*"))
+        (Path(self.folder) / "waited").write_text("saw a worker set up" if seen else "timed out")
+        return super().partitions()

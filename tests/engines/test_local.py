@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from suite import EngineSuite, range_job, rows
 
+from tidal.config.job import JobConfig, parse_job
+from tidal.engines.base import Work
 from tidal.engines.local import LocalEngine
 from tidal.jobs.runner import run_job
 
@@ -34,3 +37,39 @@ def test_a_worker_that_dies_fails_only_its_partition(tmp_path: Path) -> None:
     retried = run_job(job, state_home=tmp_path, engine=LocalEngine(workers=2), retry_failed=True)
     assert (retried.done, retried.failed_partitions, retried.exit_code) == (100, 0, 0)
     assert retried.processed == 100 - len(done)
+
+
+def marks_job(folder: Path, source: dict[str, Any] | None = None) -> JobConfig:
+    return parse_job({"source": source or {"tidal.sources.Range": {"n": 20, "per_partition": 5}},
+                      "processor": {"enginehelpers.Marks": {"folder": str(folder)}},
+                      "imports": ["enginehelpers"]}, "test")
+
+
+def test_workers_set_up_while_the_partitions_are_listed(tmp_path: Path) -> None:
+    # the listing waits for a worker's setup(): it only ends early if the workers started first
+    job = marks_job(tmp_path, {"enginehelpers.ListedAfterSetup": {"n": 20, "folder": str(tmp_path)}})
+    report = run_job(job, state_home=tmp_path / "home", engine=LocalEngine(workers=1))
+    assert (report.done, report.exit_code) == (20, 0)
+    assert (tmp_path / "waited").read_text() == "saw a worker set up"
+
+
+def test_a_worker_ends_after_its_threads_and_atexit_handlers(tmp_path: Path) -> None:
+    report = run_job(marks_job(tmp_path), state_home=tmp_path / "home", engine=LocalEngine(workers=2))
+    assert report.done == 20
+    pids = {row["pid"] for row in rows(tmp_path / "home", marks_job(tmp_path))}
+    for pid in pids:  # run_job returned: the workers have exited, having done all of it
+        assert (tmp_path / f"thread-{pid}").exists()
+        assert (tmp_path / f"atexit-{pid}").read_text() == "after the thread"
+
+
+def test_started_workers_that_no_run_takes_are_stopped(tmp_path: Path) -> None:
+    job = marks_job(tmp_path)
+    engine = LocalEngine(workers=2)
+    engine.start(Work(job.job_id, job.build_source(), job.processor_spec))
+    processes = [slot.process for slot in engine._started[1].slots]  # type: ignore[index]
+    assert all(process.is_alive() for process in processes)
+    engine.close()
+    assert not any(process.is_alive() for process in processes)
+    assert engine._started is None
+    report = run_job(job, state_home=tmp_path / "home", engine=engine)  # the engine still runs jobs
+    assert report.done == 20

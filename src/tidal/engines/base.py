@@ -6,6 +6,9 @@ iterator of :class:`Task` (a partition and the keys to skip in it). It yields
 writer and commits each message in one transaction. An engine pulls tasks lazily, so it bounds
 the work in flight, and it sets the processor up once per worker.
 
+The caller may call :meth:`Engine.start` first, so that workers start and set the processor up
+while it lists and plans; it then calls :meth:`Engine.close` once done, run or not.
+
 Implementations: ``inline`` (the calling process, for debugging and tests), ``local`` (a
 process pool) and ``ray`` (a Ray cluster). All pass ``tests/engines/suite.py``.
 """
@@ -74,6 +77,14 @@ class Engine:
     def run(self, work: Work, tasks: Iterable[Task]) -> Iterator[BatchMessage]:
         """Run every task, yielding batches as they finish; stop cleanly when closed early."""
         raise NotImplementedError
+
+    def start(self, work: Work) -> None:
+        """Optional: start the workers for ``work`` now; the next :meth:`run` of the same work
+        uses them. The default does nothing (workers start in ``run``)."""
+
+    def close(self) -> None:
+        """Stop workers that :meth:`start` started and no :meth:`run` took (the caller failed
+        before running); a no-op otherwise."""
 
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in the run (engine name, workers)."""

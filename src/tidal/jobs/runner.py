@@ -9,6 +9,8 @@ Run API as scripts (project ``jobs`` unless told otherwise), its progress as liv
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,28 +98,38 @@ def run_job(
         report = tidal.run_job(job, engine=InlineEngine())
     """
     folder = state_home or home()
-    owned = store is None
-    store = store or open_store(home=folder)
-    try:
-        with JobLock(folder, job.job_id):
-            ledger = store.ledger(job.job_id)
-            try:
-                return _run_locked(job, store, ledger, engine, retry_failed, progress or ProgressReporter(),
-                                   config_file, project, recompute)
-            finally:
-                ledger.close()
-    finally:
-        if owned:
-            store.close()
-
-
-def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine | None, retry_failed: bool,
-                progress: ProgressReporter, config_file: str | None, project: str,
-                recompute: bool = False) -> JobReport:
-    source = job.build_source()
+    work = Work(job.job_id, job.build_source(), job.processor_spec)
     job.build_processor()  # constructor checks run before any work
     engine = engine or job.build_engine()
-    plan = Plan(ledger, source.partitions(), retry_failed, recompute=recompute)
+    with JobLock(folder, job.job_id), _started(engine, work):
+        owned = store is None
+        store = store or open_store(home=folder)
+        try:
+            ledger = store.ledger(job.job_id)
+            try:
+                return _run_locked(job, store, ledger, engine, work, retry_failed,
+                                   progress or ProgressReporter(), config_file, project, recompute)
+            finally:
+                ledger.close()
+        finally:
+            if owned:
+                store.close()
+
+
+@contextmanager
+def _started(engine: Engine, work: Work) -> Iterator[None]:
+    """The engine's workers start (and set up) while the store opens and the partitions are listed."""
+    engine.start(work)
+    try:
+        yield
+    finally:
+        engine.close()
+
+
+def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine, work: Work, retry_failed: bool,
+                progress: ProgressReporter, config_file: str | None, project: str,
+                recompute: bool = False) -> JobReport:
+    plan = Plan(ledger, work.source.partitions(), retry_failed, recompute=recompute)
     ledger.register(job.name, job.canonical, config_file)
     ledger.set_status(JobStatus.RUNNING, plan.total)
     before = ledger.counts()
@@ -127,8 +139,7 @@ def _run_locked(job: JobConfig, store: Store, ledger: Ledger, engine: Engine | N
     progress.start(job.job_id, job.name, tally.snapshot())
     status = RunStatus.INTERRUPTED
     try:
-        _consume(engine.run(Work(job.job_id, source, job.processor_spec), plan.tasks()),
-                 ledger, plan, tally, progress, run)
+        _consume(engine.run(work, plan.tasks()), ledger, plan, tally, progress, run)
         status = RunStatus.COMPLETED
     except Exception:
         status = RunStatus.FAILED
