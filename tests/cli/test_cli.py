@@ -135,7 +135,7 @@ def test_config_show_prints_canonical_form(tmp_path: Path, carphone_mp4: Path) -
                       "processor:\n  _target_: tidal.processors.DominantColors\n")
     shown = json.loads(run(tmp_path, "config", "show", str(config)).stdout)
     assert shown["processor"] == {"_target_": "tidal.processors.DominantColors", "k": 5,
-                                  "method": "fast", "seed": 0}
+                                  "method": "fast", "seed": 0, "_version_": 2}  # its results_version
     check = run(tmp_path, "config", "check", str(config))
     assert check.returncode == 0 and shown["job_id"] in check.stdout
 

@@ -159,9 +159,14 @@ def test_numba_and_numpy_kernels_give_identical_bins_and_equally_good_colours(
             occupied = np.empty(1 << 15, dtype=np.intp)
             found = kernels.histogram(pixels, codes, totals, occupied)
             assert np.array_equal(np.sort(occupied[:found]), np.flatnonzero(totals[:, 0]))
-            outputs.append((codes, totals))
+            histogram = totals.copy()
+            bins, counts, sums = kernels.collect(totals, occupied, found)
+            assert not totals.any()  # zeroed again for the next frame
+            coarser = [array for bits in (4, 3) for array in kernels.merge(bins, counts, sums, bits)]
+            outputs.append((codes, histogram, bins, counts, sums, *coarser))
         for mine, theirs in zip(*outputs, strict=True):
             np.testing.assert_array_equal(mine, theirs)
+            assert mine.dtype == theirs.dtype
     with_numba = [dominant_colors(frame, k=5) for frame in frames]
     monkeypatch.setattr(module, "_pixel_kernels", lambda: NUMPY_KERNELS)
     with_numpy = [dominant_colors(frame, k=5) for frame in frames]

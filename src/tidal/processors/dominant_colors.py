@@ -298,9 +298,7 @@ def _levels(bins: _Bins, fine: _Points) -> list[_Points]:
     return levels
 
 
-def _kmeans_on_colours(
-    pixels: NDArray[np.uint8], k: int, seed: int
-) -> tuple[FloatArray, Counts]:
+def _kmeans_on_colours(pixels: NDArray[np.uint8], k: int, seed: int) -> tuple[FloatArray, Counts]:
     """k-means on the distinct colours, for frames with at most ``k`` histogram bins.
 
     Such frames (flat, synthetic) have few colours, so the exact colours are cheap points and
@@ -372,7 +370,7 @@ def _uniforms(seed: int, rows: int, columns: int) -> FloatArray:
     """The first ``(rows, columns)`` uniform draws of a generator seeded with ``seed``.
 
     Every frame starts from the same seed, so every frame draws the same numbers: drawn once
-    and kept (read-only), where seeding a generator per frame cost more than a Lloyd pass.
+    and kept (read-only), where seeding a generator per frame cost tens of microseconds.
     """
     uniforms = np.random.default_rng(seed).random((rows, columns))
     uniforms.setflags(write=False)
@@ -433,14 +431,15 @@ def _polish(bins: _Bins, fine: _Points, centres: FloatArray) -> tuple[FloatArray
 
 @dataclass(frozen=True)
 class _Kernels:
-    """The loops of method="fast", as functions writing into given arrays.
+    """The loops of method="fast", as functions writing into given arrays (or returning new ones).
 
-    Two implementations: plain loops that numba compiles (``pip install 'tidal[fast]'``), one
-    pass each over the points with nothing allocated, and numpy's vectorised equivalents (many
-    passes and temporaries: slower). The histogram and the gather only move and add integers,
-    so both give identical bins; the k-means steps compute in floating point in different
-    orders, so the two may end a search in different local minima on rare frames, each of
-    equal quality and each deterministic: a given installation always gives the same result.
+    Two implementations: plain loops that numba compiles (``pip install 'tidal[fast]'``), few
+    passes over the points and few allocations, and numpy's vectorised equivalents (many passes
+    and temporaries: slower). The histogram, its collection and merging and the gather only
+    move and add integers, so both give identical bins; the k-means steps compute in floating
+    point in different orders, so the two may end a search in different local minima on rare
+    frames, each of equal quality and each deterministic: a given installation always gives
+    the same result.
     """
 
     histogram: Callable[[NDArray[np.uint8], NDArray[np.uint16], NDArray[np.int64], IntArray], int]
@@ -688,7 +687,7 @@ def _distances(centres: FloatArray, coordinates: NDArray[Any]) -> FloatArray:
 #
 # The inner loops run centre by centre over all the points (``_loop_assign``), not point by
 # point over the centres: with the points' coordinates in rows, the compiler turns such a loop
-# into vector instructions, several points at a time, about 4x faster. Every sum is taken in
+# into vector instructions, several points at a time, several times faster. Every sum is taken in
 # the order written (no fast-math reassociation), so a result never depends on the vector width.
 
 
@@ -1000,7 +999,7 @@ def _loop_mixed(
     mixed = np.empty((3, kept + size + 1))
     mixed_weights = np.ones(kept + size + 1)
     mixed_weights[kept + size] = 0.0
-    wanted = np.zeros(_BIN_COUNT, dtype=np.intp)
+    wanted = np.zeros(_BIN_COUNT, dtype=np.uint8)  # 32 kB: cheap to clear, stays in cache
     taken = 0
     for index in range(len(occupied)):
         if chosen[index]:
