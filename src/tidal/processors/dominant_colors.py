@@ -5,21 +5,23 @@ Two methods give the same kind of answer:
 * ``"exact"`` reproduces the original HPC script: scikit-learn's ``KMeans(n_init=5)`` on every
   pixel. It is the reference, and slow: 60 to 100 ms for a 300-pixel-wide frame on one thread.
 * ``"fast"`` (the default) needs numpy only, and is as good: on frames of real videos its k-means
-  inertia is on average slightly lower than exact's. Both single-threaded, it takes about 1/36
-  of exact's time with numba installed (``pip install 'tidal[fast]'``: every loop compiled) and
-  about 1/17 with numpy alone (bench/dominant_colors.py). Each is deterministic; the two may end
-  in different, equally good minima on some frames (see :class:`_Kernels`), so keep one
-  installation for the workers of one job.
+  inertia is on average slightly lower than exact's. Both single-threaded, it takes well under
+  1/40 of exact's time with numba installed (``pip install 'tidal[fast]'``: every loop compiled;
+  1/75 on the bench's frames, 1/100 on held-out ones, measured on a busy machine, where exact
+  slows down more than fast) and 1/17 to 1/28 with numpy alone (bench/dominant_colors.py).
+  Each is deterministic; the two may end in different, equally good minima on some frames (see
+  :class:`_Kernels`), so keep one installation for the workers of one job.
 
 How "fast" works, and why:
 
 1. Pixels are counted into a 32x32x32 colour histogram; each occupied bin stands for its pixels
    at their mean, weighted by their count. k-means on a few thousand weighted bins costs a
    fraction of k-means on tens of thousands of pixels, and the means keep it faithful.
-2. 32 k-means++ restarts run for 3 Lloyd iterations each, on 16^3 or 8^3 bins when the frame
-   fills many bins (a few hundred points); the best 3 then run to
-   convergence on the 32^3 bins and the best one is kept. One run alone ends in a poor local
-   minimum (two centres on one mode, none on another) on one frame in five, up to 17 % worse.
+2. 32 k-means++ restarts run for 4 Lloyd iterations each, on 16^3 or 8^3 bins when the frame
+   fills many bins (a few hundred points), ranked by the cost of their last assignment; the
+   best 4 then run to convergence on the 32^3 bins and the best one is kept. One run alone
+   ends in a poor local minimum (two centres on one mode, none on another) on one frame in
+   five, up to 17 % worse.
 3. Polish on the real pixels: a bin whose whole 8x8x8 cube lies in one centre's Voronoi cell
    sends all its pixels to that centre, so only the pixels of the bins near a boundary (10 to
    20 % of them, typically) are taken one by one. Lloyd steps on that mix are pixel-level
@@ -86,7 +88,7 @@ class DominantColors(Processor):
     0-255 (rounded k-means centres), most dominant first; shares sum to 1. A frame with fewer
     than ``k`` distinct colours gets just those colours. ``method="fast"`` (numpy; numba if
     installed) matches the quality of ``method="exact"`` (scikit-learn, the original script) at
-    about 1/36 of its time single-threaded (1/17 without numba).
+    well under 1/40 of its time single-threaded (1/17 to 1/28 without numba).
 
     Example, in a job config::
 
