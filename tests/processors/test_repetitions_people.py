@@ -141,3 +141,37 @@ def test_a_body_whose_trunk_is_not_seen_is_no_body() -> None:
 def test_region_must_be_auto_or_frame() -> None:
     with pytest.raises(ConfigError, match=r"region must be 'auto'.* or 'frame'"):
         RepetitionCounter(region="person")  # type: ignore[arg-type]
+
+
+def test_a_likeness_found_now_and_then_is_no_body(encode: Callable[..., Clip], bikes_mp4: Path) -> None:
+    """The fence panned back and forth at uneven paces: pose estimation finds a "body" in it in
+    about a third of the frames, with short gaps between. Filled across the gaps, that passed
+    for a body seen throughout, and 3 people's repetitions were counted; a body must be seen in
+    half of the frames, counted before any gap is filled."""
+    pytest.importorskip("mediapipe", reason="features='pose' needs mediapipe: pip install 'tidal[pose]'")
+    fence = decode_clip(bikes_mp4, width=512, max_frames=186).frames[170:186]
+    counter = RepetitionCounter(features="pose")
+    try:
+        result, _, sighting = counter.measure(encode(ping_pong(fence, [1.0, 1.1, 0.9, 1.0, 1.2]), width=512))
+    finally:
+        counter.teardown()
+    assert result["count"] == 0 and sighting.body_share is not None and sighting.body_share < 0.5
+
+
+@pytest.mark.slow
+def test_a_person_a_third_of_a_wide_frame_is_looked_at_closer_and_counted(
+    encode: Callable[..., Clip], sports2d_demo: Path
+) -> None:
+    """Sports2D's man doing a jumping jack (frames 4-24: arms and legs out) played out and back
+    at four paces, 640x360: he is about 130 px tall, 45 px in the 224 px the pose detector sees
+    of the whole frame. The counter finds him in a few frames, tracks him in a box around where
+    he stood, and counts every jumping jack."""
+    pytest.importorskip("mediapipe", reason="features='pose' needs mediapipe: pip install 'tidal[pose]'")
+    jack = decode_clip(sports2d_demo, width=640, max_frames=25).frames[4:25]
+    counter = RepetitionCounter(features="pose")
+    try:
+        result, _, sighting = counter.measure(encode(ping_pong(jack, [1.0, 0.8, 1.2, 1.0]), width=640))
+    finally:
+        counter.teardown()
+    assert sighting.where == "person" and sighting.height < 0.8 * 360 and (sighting.body_share or 0.0) >= 0.9
+    assert result["count"] == 4

@@ -12,10 +12,15 @@ the hops from match to match:
 1. **Features per frame**: by default the frame in grey, shrunk to about 32 px wide, with its
    mean removed and its norm set to 1 (so a change of light is not motion); with
    ``features="pose"``, MediaPipe's body landmarks (``tidal[pose]``) centred on the hips and
-   measured in torso lengths, so that only the body's motion counts. Frames where no trunk
-   (shoulders and hips) is seen for more than a quarter of a second match nothing, and a
-   video where a body is seen in less than half the frames counts 0: motion without a body
-   (a hand, a pendulum) is not a person's repetition.
+   measured in torso lengths, so that only the body's motion counts. A body less than half
+   as tall as the view is looked at again, closer: a box around where it stood in a few
+   frames looked at one by one (the person who stays, not one walking through; see
+   :mod:`tidal.processors.person`) is tracked over the clip, when the body is found there in
+   at least half of the frames. Frames where no trunk (shoulders and hips) is seen for more
+   than a quarter of a second match nothing, and a video where a trunk is seen in less than
+   half the frames (counted before any gap is filled) counts 0: motion without a body (a
+   hand, a pendulum) and a likeness found now and then (a fence, a passer-by glimpsed) are
+   not a person's repetition.
 2. **Temporal self-similarity**, in the band that matters: the distance from each frame to
    the frames up to ``max_period`` later, averaged over a few frames along the diagonal so
    that a motion and its reverse (the way down and the way back up) do not match.
@@ -38,13 +43,15 @@ the hops from match to match:
    is sure when nothing in the video matched, and a count is sure when its hops matched
    deeply, covered the video, kept their length and ended near a whole number.
 
-Measured on 43 videos made of real footage (``bench/repetitions.py``; their making and
-labels: ``bench/repetition_set.py``). Limits: a person smaller than about a third of the
-frame's height is missed by pose estimation and often by pixels at 112 px; repetitions that
-alternate between very different paces (2.5x) are counted in pairs; loops of three or more
-repetitions count the loop; a motion whose two halves look alike may be counted twice per
-repetition; a motion that never returns to the same look (a pan, a walk) counts 0, and so
-does a single repetition. The period must be within ``min_period`` to ``max_period``.
+Measured on 43 videos made of real footage and 7 held out from another camera and other
+people (``bench/repetitions.py``; their making and labels: ``bench/repetition_set.py``).
+Limits: a person under about 90 px tall in a blurred, compressed video is missed by pose
+estimation, even looked at closer, and often by pixels at 112 px; a humanoid cartoon is taken
+for a body; repetitions that alternate between very different paces (2.5x) are counted in
+pairs; loops of three or more repetitions count the loop; a motion whose two halves look
+alike may be counted twice per repetition; a motion that never returns to the same look (a
+pan, a walk) counts 0, and so does a single repetition. The period must be within
+``min_period`` to ``max_period``.
 
 Example::
 
@@ -65,8 +72,9 @@ from numpy.typing import NDArray
 
 from tidal.errors import ConfigError
 from tidal.processors.base import Processor
+from tidal.processors.person import person_box, trunk_seen
 from tidal.processors.pose import KEY_LANDMARKS, LANDMARK_COUNT, estimate_landmarks, load_pose_model
-from tidal.processors.region import repeating_region
+from tidal.processors.region import Region, repeating_region
 from tidal.sources.base import Item
 from tidal.sources.clips import Clip
 
@@ -94,13 +102,35 @@ _NOISE_FLOOR = {"pixels": 0.02, "pose": 0.01}  # distances below this are not mo
 _MAX_POSE_GAP = 0.25  # seconds without a body that are a missed detection, not an absence
 _MIN_BODY_SHARE = 0.5  # pose features: a body seen in less than this share of the frames is not counted
 _BODY_ASPECT = 0.75  # width / height of the window a body is looked for in, around what repeats
-# the confidence's weights (see confidence())
-_STRAY_WEIGHT = 3.0  # a count of 0 loses this much per unit of mean match depth left unchained
-_FREE_IRREGULARITY = 0.3  # hop lengths may vary this much (std / mean) at no cost
-_ROUNDING_WEIGHT = 1.0  # a count that ended half-way between two numbers loses this share
-_BROKEN_CHAIN = 0.7  # repetitions found in several runs, not one
+_PROBES = 16  # frames looked at one by one to place the box where the body is, before tracking it
 _POSE_SHOULDERS = (KEY_LANDMARKS["left_shoulder"], KEY_LANDMARKS["right_shoulder"])
 _POSE_HIPS = (KEY_LANDMARKS["left_hip"], KEY_LANDMARKS["right_hip"])
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """The confidence's weights (see :func:`confidence`). ``bench/repetitions.py`` refits them
+    leaving out one source footage at a time and reports the calibration on the footage left out."""
+
+    stray: float = 3.0  # a count of 0 loses this much per unit of mean match depth left unchained
+    free_irregularity: float = 0.3  # hop lengths may vary this much (std / mean) at no cost
+    rounding: float = 1.0  # a count that ended half-way between two numbers loses this share
+    broken_chain: float = 0.7  # the factor of repetitions found in several runs, not one
+
+
+WEIGHTS = Weights()
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What the counter looked at: ``where`` (``"frame"``, ``"window"`` where something repeats,
+    ``"person"``: a box around the body, looked at again closer), that view's ``width`` and
+    ``height`` in pixels, and with poses the share of frames where a body's trunk was seen."""
+
+    where: str
+    width: int
+    height: int
+    body_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +153,9 @@ class RepetitionCounter(Processor):
     px on their longer side (360 or more recommended; a person should be at least ~150 px
     tall). ``region="auto"`` looks where something repeats when the whole frame does not;
     ``"frame"`` always compares whole frames (the counter before the search, and faster).
-    The confidence is the likelihood that ``count`` is exact: with ``region="auto"``, every
-    count at 0.8 or more was exact on the evaluation set (36 of 43 videos with pixels, 25
-    with poses); with ``"frame"`` a 0 cannot see a small repeating part and is overconfident.
+    The confidence is the likelihood that ``count`` is exact; ``bench/repetitions.py`` reports
+    how often a count at 0.8 or more is wrong with weights fitted without the video's footage;
+    with ``region="frame"`` a 0 cannot see a small repeating part and is overconfident.
 
     Example, in a job config::
 
@@ -134,6 +164,7 @@ class RepetitionCounter(Processor):
     """
 
     batch_size = 1
+    results_version = 2  # 2: poses looked at closer around a small body, a body seen in half the frames
     video_input = "clip"  # tidal serve: an uploaded video is one item, a whole Clip
 
     def __init__(
@@ -151,56 +182,85 @@ class RepetitionCounter(Processor):
         self.max_period = max_period
         self.min_visibility = min_visibility
         self._pose_model: Any = None
+        self._probe_model: Any = None
 
     def setup(self) -> None:
         """Load the pose model when counting on poses (tracking mode: a clip's frames are in order)."""
         if self.features == "pose":
             self._pose_model = load_pose_model(static_image_mode=False)
+            self._probe_model = load_pose_model(static_image_mode=True)
 
     def process(self, batch: list[Item]) -> list[dict[str, Any]]:
         """One result per video."""
         return [self.count(_as_clip(item), item.key) for item in batch]
 
     def teardown(self) -> None:
-        if self._pose_model is not None:
-            self._pose_model.close()
-            self._pose_model = None
+        for model in (self._pose_model, self._probe_model):
+            if model is not None:
+                model.close()
+        self._pose_model = self._probe_model = None
 
     def count(self, clip: Clip, name: str = "video") -> dict[str, Any]:
         """Count the repetitions of one decoded video (``name`` is used in errors)."""
-        features, pixel_repetition = self._features(clip, name)
-        result = count_repetitions(features, clip.fps, self.min_period, self.max_period, self.features)
-        if result["count"] == 0:
-            # the pixels may repeat where nothing was counted: a person too small to be seen,
-            # a part of the frame that nearly repeats (or, for poses, a pendulum): a 0 is then
-            # only as sure as the pixels are still
-            result["confidence"] = round(max(0.0, min(result["confidence"], 1.0 - _STRAY_WEIGHT * pixel_repetition)), 4)
-        return result
+        return self.measure(clip, name)[0]
+
+    def measure(self, clip: Clip, name: str = "video") -> tuple[dict[str, Any], dict[str, float], Sighting]:
+        """The result, the measures its confidence was made of (:func:`evidence`, and how clearly
+        the pixels repeat), and what was looked at: to calibrate and explain counts on labelled
+        videos (``bench/repetitions.py``)."""
+        features, pixel_repetition, sighting = self._features(clip, name)
+        matches = match_frames(features, clip.fps, self.min_period, self.max_period, self.features)
+        counting = hop_counts(matches)
+        measures = {**evidence(counting, matches), "pixel_repetition": pixel_repetition}
+        return _result(counting.counts, counting.periods, confidence(measures), clip.fps), measures, sighting
 
     def frame_features(self, clip: Clip, name: str = "video") -> FloatArray:
         """``(T, D)`` features of the clip's frames, as configured (NaN rows: no body seen)."""
         return self._features(clip, name)[0]
 
-    def _features(self, clip: Clip, name: str) -> tuple[FloatArray, float]:
-        """The features, and how clearly the pixels repeat where they were taken (0-1)."""
+    def _features(self, clip: Clip, name: str) -> tuple[FloatArray, float, Sighting]:
+        """The features, how clearly the pixels repeat where they were taken (0-1), and where that was."""
         if self.features == "pose":
             _check_pose_size(clip, name)
-        frames, pixel_repetition = self.looked_at(clip)
+        frames, pixel_repetition, where = self.looked_at(clip)
         if self.features == "pixels":
-            return pixel_features(frames), pixel_repetition
+            return pixel_features(frames), pixel_repetition, Sighting(where, frames.shape[2], frames.shape[1])
+        landmarks, frames, where = self._find_body(frames, name, where)
+        height, width = frames.shape[1:3]
+        features = pose_features(landmarks, self.min_visibility, max(1, round(_MAX_POSE_GAP * clip.fps)))
+        share = _seen(landmarks, self.min_visibility) / max(1, len(landmarks))
+        if share < _MIN_BODY_SHARE:  # glimpses of a body (or of a likeness) are not someone
+            features[:] = np.nan
+        return features, pixel_repetition, Sighting(where, width, height, round(share, 4))
+
+    def _find_body(
+        self, frames: NDArray[np.uint8], name: str, where: str
+    ) -> tuple[list[FloatArray | None], NDArray[np.uint8], str]:
+        """Every frame's landmarks and the frames they were found in: a box around the body
+        when it is small in the view (:func:`~tidal.processors.person.person_box`, placed from a
+        few frames looked at one by one) and is tracked there in at least half of the frames;
+        else the view."""
         if self._pose_model is None:
             self.setup()
-        self._pose_model.reset()  # tracking must not carry over from the previous video
-        landmarks = [estimate_landmarks(self._pose_model, frame, name) for frame in frames]
-        features = pose_features(landmarks, self.min_visibility, max(1, round(_MAX_POSE_GAP * clip.fps)))
-        if _body_share(features) < _MIN_BODY_SHARE:  # glimpses of a body (or of a likeness) are not someone
-            features[:] = np.nan
-        return features, pixel_repetition
+        probes = np.linspace(0, len(frames) - 1, min(_PROBES, len(frames))).round().astype(int)
+        found = [estimate_landmarks(self._probe_model, frames[index], name) for index in probes]
+        box = person_box(found, frames.shape[1], frames.shape[2], self.min_visibility)
+        if box is not None:
+            closer = box.crop(frames)
+            landmarks = self._landmarks(closer, name)
+            if _seen(landmarks, self.min_visibility) >= _MIN_BODY_SHARE * len(frames):
+                return landmarks, closer, "person"
+        return self._landmarks(frames, name), frames, where
 
-    def looked_at(self, clip: Clip) -> tuple[NDArray[np.uint8], float]:
+    def _landmarks(self, frames: NDArray[np.uint8], name: str) -> list[FloatArray | None]:
+        """Every frame's landmarks, the body tracked from frame to frame."""
+        self._pose_model.reset()  # tracking must not carry over from the previous video
+        return [estimate_landmarks(self._pose_model, frame, name) for frame in frames]
+
+    def looked_at(self, clip: Clip) -> tuple[NDArray[np.uint8], float, str]:
         """The frames cut to the window where something repeats (``region="auto"``), else
-        whole, and how clearly the pixels repeat at best (the mean depth of each frame's
-        match, in the whole frame or in the window that repeats most clearly).
+        whole; how clearly the pixels repeat at best (the mean depth of each frame's match, in
+        the whole frame or in the window that repeats most clearly); ``"window"`` or ``"frame"``.
 
         Poses are found in a window as tall as the frame around it (``_BODY_ASPECT`` times as
         wide): the moving part may be a limb, and the body it belongs to must be seen whole,
@@ -210,17 +270,18 @@ class RepetitionCounter(Processor):
             return match_frames(features, clip.fps, self.min_period, self.max_period).depths
 
         whole = float(depths_of(pixel_features(clip.frames)).mean())
+        found: Region | None
         found, best = repeating_region(clip.frames, whole, depths_of) if self.region == "auto" else (None, whole)
         if found is None:
-            return clip.frames, best
+            return clip.frames, best, "frame"
         if self.features == "pose":
             height, width = clip.frames.shape[1:3]
             found = found.standing_box(height, width, _BODY_ASPECT)
-        return found.crop(clip.frames), found.score
+        return found.crop(clip.frames), found.score, "window"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled to workers without a loaded model: each worker loads its own in setup()."""
-        return {**self.__dict__, "_pose_model": None}
+        return {**self.__dict__, "_pose_model": None, "_probe_model": None}
 
 
 def count_repetitions(
@@ -229,7 +290,7 @@ def count_repetitions(
     """The counter's result for ``(T, D)`` per-frame features sampled at ``fps``."""
     matches = match_frames(features, fps, min_period, max_period, kind)
     counting = hop_counts(matches)
-    return _result(counting.counts, counting.periods, confidence(counting, matches), fps)
+    return _result(counting.counts, counting.periods, confidence(evidence(counting, matches)), fps)
 
 
 def match_frames(
@@ -279,7 +340,7 @@ def pose_features(
     total = len(landmarks)
     points = np.full((total, LANDMARK_COUNT, 2), np.nan, dtype=np.float32)
     for index, found in enumerate(landmarks):
-        if found is not None and (found[list(_POSE_SHOULDERS + _POSE_HIPS), 3] >= min_visibility).all():
+        if found is not None and trunk_seen(found, min_visibility):
             seen = found[:, 3] >= min_visibility
             points[index, seen] = found[seen, :2]
     absent = _long_gaps(np.asarray(np.isnan(points).all(axis=(1, 2))), max_gap)
@@ -296,9 +357,9 @@ def pose_features(
     return features
 
 
-def _body_share(features: FloatArray) -> float:
-    """The share of frames where a body was seen (rows that are not NaN)."""
-    return float(np.mean(~np.isnan(features).all(axis=1))) if len(features) else 0.0
+def _seen(landmarks: list[FloatArray | None], min_visibility: float) -> int:
+    """How many frames show a body's trunk: found by pose estimation, not filled in across a gap."""
+    return sum(trunk_seen(found, min_visibility) for found in landmarks)
 
 
 def _long_gaps(missing: NDArray[np.bool_], max_gap: int) -> NDArray[np.bool_]:
@@ -512,22 +573,25 @@ def evidence(counting: Counting, matches: Matches) -> dict[str, float]:
     }
 
 
-def confidence(counting: Counting, matches: Matches) -> float:
-    """How likely the count is exact, 0-1: high means the count is usually exact.
+def confidence(measures: dict[str, float], weights: Weights = WEIGHTS) -> float:
+    """How likely the count is exact, 0-1, from :func:`evidence`'s ``measures``: high means the
+    count is usually exact.
 
     A count of 0 is as sure as the video is free of matches: every frame matching nothing
-    gives 1, frames with deep matches that never chained into repetitions (a stray
-    likeness, or repetitions too faint to follow) lower it. A count above 0 is as sure as its
-    hops matched deeply, covered the video, kept a steady length, ran as one chain, and
-    ended near a whole number (4.5 could be 4 or 5). The weights were set on the evaluation
-    set of ``bench/repetition_set.py``; ``bench/repetitions.py`` prints how well they hold.
+    gives 1; frames with deep matches that never chained into repetitions (a stray likeness,
+    or repetitions too faint to follow), or pixels that repeat where nothing was counted
+    (``pixel_repetition``: a person too small to be seen, a pendulum where poses are counted),
+    lower it. A count above 0 is as sure as its hops matched deeply, covered the video, kept a
+    steady length, ran as one chain, and ended near a whole number (4.5 could be 4 or 5). The
+    ``weights`` set how much each shortfall costs; ``bench/repetitions.py`` reports how well the
+    defaults hold on footage their fit did not see.
     """
-    measures = evidence(counting, matches)
     if measures["count"] == 0:
-        return max(0.0, 1.0 - _STRAY_WEIGHT * measures["stray"])
-    steady = max(0.0, 1.0 - max(0.0, measures["irregularity"] - _FREE_IRREGULARITY))
-    whole = max(0.0, 1.0 - _ROUNDING_WEIGHT * measures["rounding"])
-    one_chain = 1.0 if measures["chains"] == 1 else _BROKEN_CHAIN
+        unchained = max(measures["stray"], measures.get("pixel_repetition", 0.0))
+        return max(0.0, 1.0 - weights.stray * unchained)
+    steady = max(0.0, 1.0 - max(0.0, measures["irregularity"] - weights.free_irregularity))
+    whole = max(0.0, 1.0 - weights.rounding * measures["rounding"])
+    one_chain = 1.0 if measures["chains"] == 1 else weights.broken_chain
     return measures["depth"] * measures["coverage"] * steady * whole * one_chain
 
 
