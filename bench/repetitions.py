@@ -264,18 +264,20 @@ def calibration_table(scored: dict[str, list[Scored]]) -> None:
         return
     print("\nconfidence, leave-one-footage-out (weights refitted without the video's footage):")
     print(f"{'configuration':<26} {'':<13} {HEADER}")
-    pooled: list[tuple[float, bool]] = []
+    held: dict[str, list[tuple[float, bool]]] = {}
     for name, rows in scored.items():
-        held = held_out_confidences(rows)
-        pooled.extend((confidence, row.count == row.truth) for confidence, row in zip(held, rows, strict=True))
+        confidences = held_out_confidences(rows)
+        held[name] = [(value, row.count == row.truth) for value, row in zip(confidences, rows, strict=True)]
         print(f"{name:<26} {'shipped':<13} {_metrics(rows)}")
-        print(f"{'':<26} {'held out':<13} {_metrics(rows, held)}")
-    print("\nreliability of the held-out confidences (all configurations pooled):")
-    print(f"{'confidence':<12} {'videos':>7} {'exact':>7}")
+        print(f"{'':<26} {'held out':<13} {_metrics(rows, confidences)}")
+    print("\nreliability of the held-out confidences (videos in the bin, share counted exactly):")
+    print(f"{'confidence':<12} " + " ".join(f"{name[:22]:>22}" for name in held))
     for low, high in itertools.pairwise(BINS):
-        inside = [exact for confidence, exact in pooled if low <= confidence < high]
-        share = f"{np.mean(inside):.1%}" if inside else "-"
-        print(f"{low:.1f}-{min(high, 1.0):.1f}    {len(inside):>7} {share:>7}")
+        cells = []
+        for pairs in held.values():
+            inside = [exact for value, exact in pairs if low <= value < high]
+            cells.append(f"{len(inside):>5} {np.mean(inside):>7.1%}" if inside else f"{0:>5} {'-':>7}")
+        print(f"{low:.1f}-{min(high, 1.0):.1f}      " + " ".join(f"{cell:>22}" for cell in cells))
 
 
 def held_out_confidences(rows: list[Scored]) -> list[float]:
