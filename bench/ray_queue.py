@@ -1,28 +1,46 @@
 """1,000 runs submitted at once: the Ray head's memory with tidal's queue in front, beside Ray Jobs alone.
 
 Ray Jobs starts a supervisor actor (~85 MB) for every job it is given, at once, so a thousand
-submissions can exhaust the head (ray #60159). tidal's queue keeps them as rows in its store and
+submissions can exhaust a cluster (ray #60159). tidal's queue keeps them as rows in its store and
 its dispatcher (inside ``tidal server``) hands Ray at most ``QUEUE_MAX_PENDING`` not-yet-started
-runs per cluster. This bench, in one run:
+runs per cluster, and only when Ray's load report shows their resources free.
 
-1. starts a local Ray head (2 CPUs, dashboard on 127.0.0.1, its own temp dir, ports and process
-   group) and measures its idle memory: the RSS summed over the head's process tree (gcs_server,
-   raylet, dashboard and its agents, workers, job supervisors; Ray's processes, apart from the
-   job scripts themselves, which are the user's work and shown separately);
-2. starts ``tidal server`` (SQLite store, its dispatcher pointed at that head), submits
-   ``--runs`` tiny runs at once through ``tidal.remote.submit`` (a script that sleeps ~1 s, a
-   one-file working directory) and samples the head's memory while the queue drains, or for
-   ``--window`` seconds when 2 CPUs cannot drain it sooner (then it says how many ran);
-3. on a fresh head, submits ``--direct`` runs (the same script, sleeping long enough for all of
-   them to be alive together) straight to Ray Jobs, as ``ray job submit`` does (no entrypoint
-   resources), and extrapolates the cost per supervisor to ``--runs`` jobs (said so in the output).
+Where a supervisor and its driver live depends on the cluster. tidal always asks for entrypoint
+resources (``--cpus 1`` by default), and Ray schedules such a job's supervisor on any node with
+them free; Ray's docs recommend a head started with ``--num-cpus=0`` on a real cluster, so no work
+lands there. The goal is judged on that topology (``--topology two-node``, the default): two Ray
+nodes on 127.0.0.1, each a ``ray start --block`` in its own process group, temp dir and ports:
+
+- the head, ``--num-cpus=0``: gcs_server, its raylet, the dashboard and its modules, the
+  dashboard agent (which holds Ray's JobManager), the runtime-env agent, the autoscaler monitor,
+  the log monitor, the Ray client server, and any worker its raylet forks;
+- a worker node, ``--num-cpus=--worker-cpus`` (2): its raylet, its two agents, its log monitor,
+  and what its raylet forks: job supervisors and, below them, the job scripts (the drivers).
+
+A process belongs to the node whose launcher it descends from (or whose process group it kept).
+``--topology one-node`` measures the head alone with the CPUs on it (every supervisor and driver
+then runs on the head), as this bench did before.
+
+In one run: (1) a fresh cluster, each node's cold idle memory (Ray has run no job yet);
+``tidal server`` (SQLite store, its dispatcher pointed at the head) and one run through the queue
+to its end, then each node's warm idle memory (Ray's job manager starts with its first job, once);
+then ``--runs`` tiny runs submitted at once through ``tidal.remote.submit`` (a script that sleeps
+~1 s), both nodes and the server sampled while the queue drains, or for ``--window`` seconds when
+the worker's CPUs cannot drain it sooner (then it says how many ran); what grew, process by
+process, and how fast per 1,000 runs ended once warm; (2) a fresh cluster of the same topology,
+``--direct`` jobs given straight to Ray Jobs as ``ray job submit`` does (no entrypoint resources:
+Ray pins each supervisor to the head, whatever its CPUs), the cost per job extrapolated to
+``--runs`` (said so in the output); (3) with ``--bare N``, a fresh cluster again and N jobs
+straight to Ray Jobs fed the way the dispatcher feeds them (entrypoint CPUs, as many at once), with
+no tidal at all: what the head does per job on its own, beside what it does under tidal's queue.
 
 RSS counts a page shared by several processes (Ray's dashboard modules are forked from one
-server) once per process, so the sum overstates what the head holds; PSS splits each shared page
-between its processes, so it adds up. Both are printed, measured the same way on both sides. The
-``ray start --block`` launcher is left out: on a real head ``ray start`` exits once the head is up.
+server) once per process, so the sum overstates what a node holds; PSS splits each shared page
+between its processes, so it adds up. Both are printed, measured the same way on every side. The
+``ray start --block`` launchers are left out: on a real node ``ray start`` exits once it is up.
 
-    python bench/ray_queue.py [--runs 1000] [--window 180] [--direct 20] [--cpus 0.5]
+    python bench/ray_queue.py [--topology two-node|one-node] [--runs 1000] [--window 180]
+                              [--direct 20] [--bare 0] [--cpus 0.5] [--worker-cpus 2]
 """
 
 from __future__ import annotations
@@ -56,9 +74,25 @@ from tidal.tracking.httpstore import HTTPStore
 GOAL = 1.10  # the head's peak with tidal's queue, over its idle figure
 SCRIPT = "tidal_bench_sleep.py"  # a name no Ray process carries: how a job script is told from Ray's own
 SLEEP = "import sys, time\ntime.sleep(float(sys.argv[1]))\nprint('slept', sys.argv[1])\n"
-RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+# Every Ray process stays on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes Ray resolve
+# "this node" to the loopback address, not the machine's outward one)
+RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# A second node joining on 127.0.0.1: `ray start --address=127.0.0.1:PORT` rewrites a loopback
+# address to the machine's outward IP, where the head does not listen, and refuses to join at all
+# under RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0. The launcher lifts both in its own process only; the
+# processes it starts keep 127.0.0.1. (On a real cluster: `ray start --address=HEAD:6379`.)
+JOIN = ("import sys, ray._private.services as services; services.resolve_ip_for_localhost = lambda host: host; "
+        "services.ray_constants.ENABLE_RAY_CLUSTER = True; from ray.scripts.scripts import main; "
+        "sys.argv[0] = 'ray'; main()")
 MB = 1024 * 1024
 ENDED = [status.value for status in QueueStatus.ended()]
+# what each process of a node is, by its command line: the first pattern found names it
+ROLES = [("script", SCRIPT), ("supervisor", "JobSupervisor"), ("gcs_server", "gcs_server"),
+         ("raylet", "/raylet/raylet"), ("runtime env agent", "RuntimeEnvAgent"), ("dashboard agent", "DashboardAgent"),
+         ("log monitor", "log_monitor.py"), ("autoscaler monitor", "monitor.py"),
+         ("client server", "ray.util.client.server"), ("dashboard", "dashboard"), ("dashboard", "multiprocessing")]
+RAY_WORKER = "ray workers"  # anything else a raylet forked (idle workers, actors)
 
 
 def free_port() -> int:
@@ -105,30 +139,69 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log:
     raise RuntimeError(f"{what} did not answer within 120 s; its log: {log}")
 
 
-@contextmanager
-def ray_head(cpus: int) -> Iterator[tuple[str, int]]:
-    """A local Ray head with its dashboard (Ray Jobs) on 127.0.0.1: (its address, its process group)."""
-    temp = Path(tempfile.mkdtemp(prefix="rq", dir="/tmp"))  # sockets live here: a short path
-    dashboard = free_port()
-    ports = {"--port": free_port(), "--dashboard-port": dashboard, "--ray-client-server-port": free_port(),
-             "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
-             "--runtime-env-agent-port": free_port(), "--metrics-export-port": free_port()}
+@dataclass(frozen=True)
+class Cluster:
+    """A local Ray cluster: its dashboard (Ray Jobs), its nodes' process groups (the head first)."""
+
+    address: str
+    nodes: dict[str, int]
+
+
+def ray_environment() -> dict[str, str]:
     binaries = Path(sys.executable).parent  # the cluster's python is this one, as on a real cluster's nodes
-    command = [str(binaries / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-               "--dashboard-host=127.0.0.1", "--include-dashboard=true", f"--num-cpus={cpus}", "--num-gpus=0",
-               f"--temp-dir={temp}", "--disable-usage-stats", *(f"{flag}={port}" for flag, port in ports.items())]
-    environment = os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def start_node(command: list[str], temp: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = temp / "start.log"
     with log.open("wb") as output:
-        head = subprocess.Popen(command, env=environment, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=output)
+        return subprocess.Popen(command, env=ray_environment(), start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=output), log
+
+
+def node_ports() -> list[str]:
+    """The ports every node opens, each a free one (another Ray may run on this machine)."""
+    return [f"{flag}={free_port()}" for flag in (
+        "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
+        "--metrics-export-port")]
+
+
+def cpus_in(address: str) -> float:
+    usage = httpx.get(f"{address}/api/cluster_status", timeout=5).json()["data"]["clusterStatus"]
+    return float(usage["loadMetricsReport"]["usage"].get("CPU", (0.0, 0.0))[1])
+
+
+@contextmanager
+def ray_cluster(topology: str, worker_cpus: int) -> Iterator[Cluster]:
+    """A head with its dashboard on 127.0.0.1 and, in two-node, a worker node joined to it."""
+    head_cpus = 0 if topology == "two-node" else worker_cpus
+    started: list[subprocess.Popen[bytes]] = []
+    temps = [Path(tempfile.mkdtemp(prefix="rq", dir="/tmp")) for _ in range(2)]  # sockets: short paths
+    gcs, dashboard = free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
+    binaries = Path(sys.executable).parent
     try:
+        head, log = start_node([
+            str(binaries / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1", "--include-dashboard=true", f"--num-cpus={head_cpus}", "--num-gpus=0",
+            f"--temp-dir={temps[0]}", "--disable-usage-stats", f"--port={gcs}", f"--dashboard-port={dashboard}",
+            f"--ray-client-server-port={free_port()}", *node_ports()], temps[0])
+        started.append(head)
         wait_until(lambda: httpx.get(f"{address}/api/jobs/", timeout=2).status_code == 200, head, log, "ray start")
-        yield address, head.pid
+        if topology == "two-node":
+            worker, log = start_node([
+                sys.executable, "-c", JOIN, "start", "--block", f"--address=127.0.0.1:{gcs}",
+                "--node-ip-address=127.0.0.1", f"--num-cpus={worker_cpus}", "--num-gpus=0", f"--temp-dir={temps[1]}",
+                "--disable-usage-stats", *node_ports()], temps[1])
+            started.append(worker)
+            wait_until(lambda: cpus_in(address) >= worker_cpus, worker, log, "the worker node")
+        nodes = {"head": head.pid} | ({"worker node": started[1].pid} if topology == "two-node" else {})
+        yield Cluster(address, nodes)
     finally:
-        stop_group(head)
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        for process in reversed(started):
+            stop_group(process)
+        for temp in temps:
+            subprocess.run(["rm", "-rf", str(temp)], check=False)
 
 
 @contextmanager
@@ -150,25 +223,27 @@ def tidal_server(home: Path) -> Iterator[tuple[str, psutil.Process]]:
         stop_group(server)
 
 
-# --- the head's memory ----------------------------------------------------------------------------
+# --- memory ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Memory:
-    """Bytes over the head's processes: Ray's own and the job scripts', as RSS and as PSS."""
+    """Bytes over a set of processes, by role (``ROLES``): RSS, PSS, and how many processes."""
 
-    ray_rss: int = 0
-    ray_pss: int = 0
-    scripts_rss: int = 0
-    scripts_pss: int = 0
-    supervisors: int = 0  # Ray Jobs' JobSupervisor actors alive
+    rss: Counter[str] = field(default_factory=Counter)
+    pss: Counter[str] = field(default_factory=Counter)
+    count: Counter[str] = field(default_factory=Counter)
+
+    def ray(self, kind: str) -> int:
+        """Ray's own: every role but the job scripts (the user's work)."""
+        return sum(value for role, value in getattr(self, kind).items() if role != "script")
+
+    def total(self, kind: str) -> int:
+        return sum(getattr(self, kind).values())
 
 
-MEASURES = ["ray_rss", "ray_pss", "scripts_rss", "scripts_pss"]
-
-
-def head_processes(group: int) -> list[psutil.Process]:
-    """Every process the head started: its process tree and process group, less the ``ray start --block``
-    launcher itself (``ray start`` without ``--block``, as on a real head, exits once the head is up)."""
+def node_processes(group: int) -> list[psutil.Process]:
+    """Every process a node's launcher started: its process tree and process group, less the
+    ``ray start --block`` launcher itself (without ``--block``, as on a real node, it exits once up)."""
     members: dict[int, psutil.Process] = {}
     with suppress(psutil.NoSuchProcess):
         members = {process.pid: process for process in psutil.Process(group).children(recursive=True)}
@@ -181,33 +256,38 @@ def head_processes(group: int) -> list[psutil.Process]:
     return list(members.values())
 
 
-def head_memory(group: int) -> Memory:
-    totals: Counter[str] = Counter()
-    for process in head_processes(group):
+def role(command: str) -> str:
+    return next((name for name, pattern in ROLES if pattern in command), RAY_WORKER)
+
+
+def measure(processes: list[psutil.Process]) -> Memory:
+    memory = Memory()
+    for process in processes:
         try:
             info = process.memory_full_info()
-            command = " ".join(process.cmdline())
+            name = role(" ".join(process.cmdline()))
         except psutil.Error:  # ended while we looked
             continue
-        side = "scripts" if SCRIPT in command else "ray"
-        totals["supervisors"] += "JobSupervisor" in command
-        totals[f"{side}_rss"] += info.rss
-        totals[f"{side}_pss"] += info.pss
-    return Memory(**totals)
+        memory.rss[name] += info.rss
+        memory.pss[name] += info.pss
+        memory.count[name] += 1
+    return memory
 
 
 @dataclass
 class Sampler:
-    """The head's memory every ``interval`` seconds, in a thread, until stopped."""
+    """Each node's memory (and the tidal server's, when given) every ``interval`` seconds, in a thread."""
 
-    group: int
-    interval: float = 0.5
-    samples: list[Memory] = field(default_factory=list)
+    cluster: Cluster
+    server: psutil.Process | None = None
+    interval: float = 1.0
+    samples: list[dict[str, Memory]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # time.monotonic() of each sample
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> Sampler:
-        self._thread = threading.Thread(target=self._loop, name="head-memory", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="memory", daemon=True)
         self._thread.start()
         return self
 
@@ -218,33 +298,38 @@ class Sampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(head_memory(self.group))
+            sample = {node: measure(node_processes(group)) for node, group in self.cluster.nodes.items()}
+            if self.server is not None:
+                sample["tidal server"] = measure([self.server])
+            self.samples.append(sample)
+            self.times.append(time.monotonic())
             self._stop.wait(self.interval)
 
+    def peak(self, side: str, kind: str) -> int:
+        return max(sample[side].ray(kind) for sample in self.samples)
 
-def idle_memory(group: int, settle: float = 10, seconds: float = 10) -> Memory:
-    """The head's idle figure: the median of each measure over ``seconds``, after ``settle`` seconds."""
+    def last(self, side: str) -> Memory:
+        return self.samples[-1][side]
+
+    def around(self, side: str, start: float, end: float, roles: list[str]) -> float:
+        """The median PSS of ``roles`` of ``side`` over the samples taken between ``start`` and ``end``."""
+        return statistics.median(sum(sample[side].pss[role] for role in roles)
+                                 for sample, at in zip(self.samples, self.times, strict=True) if start <= at <= end)
+
+
+def median_memory(samples: list[Memory]) -> Memory:
+    """Each role's median over ``samples``."""
+    roles = {name for sample in samples for name in sample.pss}
+    return Memory(*(Counter({name: int(statistics.median(getattr(sample, kind)[name] for sample in samples))
+                             for name in roles}) for kind in ("rss", "pss", "count")))
+
+
+def idle_memory(cluster: Cluster, settle: float = 15, seconds: float = 15) -> dict[str, Memory]:
+    """Each node's idle figure: per role, the median over ``seconds``, after ``settle`` seconds."""
     time.sleep(settle)
-    with Sampler(group) as sampler:
+    with Sampler(cluster) as sampler:
         time.sleep(seconds)
-    return Memory(**{name: int(statistics.median(getattr(sample, name) for sample in sampler.samples))
-                     for name in MEASURES})
-
-
-@dataclass
-class Trial:
-    """One way of submitting: the head's idle figure, its memory meanwhile, how the runs ended."""
-
-    idle: Memory
-    samples: list[Memory]
-    statuses: Counter[str]
-    seconds: float
-
-    def peak(self, measure: str = "supervisors") -> int:
-        return max(getattr(sample, measure) for sample in self.samples)
-
-    def ratio(self, measure: str) -> float:
-        return self.peak(measure) / getattr(self.idle, measure)
+    return {node: median_memory([sample[node] for sample in sampler.samples]) for node in cluster.nodes}
 
 
 # --- tidal's queue --------------------------------------------------------------------------------
@@ -276,45 +361,107 @@ def queue_statuses(url: str) -> Counter[str]:
         store.close()
 
 
+def ray_jobs(address: str) -> int:
+    """How many jobs Ray's head keeps (every one it was given, ended or not)."""
+    return len(httpx.get(f"{address}/api/jobs/", timeout=30).json())
+
+
 @dataclass
-class ServerCost:
-    """What the tidal server itself spent meanwhile (it runs beside the head, or anywhere else)."""
+class QueueTrial:
+    """The tidal side: idle figures, the samples while the queue drained, how the runs ended."""
 
+    idle: dict[str, Memory]
+    sampler: Sampler
+    statuses: Counter[str]
+    seconds: float
     submitting: float  # seconds the submissions took
-    cpu: float  # CPU seconds of the server over the whole window
-    rss: int  # its RSS at the end
+    server_idle: Memory  # the tidal server before the submissions
+    server_cpu: float  # CPU seconds of the server over the window
+    ray_jobs: int  # jobs Ray's head kept at the end
+    progress: list[tuple[float, int]]  # (time.monotonic(), runs ended by then)
+    warm: dict[str, Memory]  # each node's idle figure once one run had gone through
 
 
-def through_tidal(runs: int, window: float, cpus: float, folder: Path, threads: int) -> tuple[Trial, ServerCost]:
-    """The tidal side, and what the server cost."""
-    with ray_head(2) as (address, group), tempfile.TemporaryDirectory(prefix="tidal-queue-bench-") as home:
-        idle = idle_memory(group)
-        with tidal_server(Path(home)) as (url, server), Sampler(group) as sampler:
-            started = time.monotonic()
-            submitting = submit_all(url, address, folder, runs, cpus, threads)
-            statuses = queue_statuses(url)
-            while sum(statuses[status] for status in ENDED) < runs and time.monotonic() - started < window:
-                time.sleep(2)
+def per_thousand_runs(sampler: Sampler, progress: list[tuple[float, int]], side: str,
+                      roles: list[str]) -> float | None:
+    """How much ``roles`` of ``side`` grew per 1,000 runs ended, once warm: from when a quarter of the
+    runs that ended had ended to the end (each a median PSS over 20 s); None with too few runs to say."""
+    ended = progress[-1][1]
+    quarter = next(((at, count) for at, count in progress if count >= max(ended // 4, 1)), None)
+    if ended < 40 or quarter is None or progress[-1][0] - quarter[0] < 60:
+        return None
+    before = sampler.around(side, quarter[0] - 10, quarter[0] + 10, roles)
+    after = sampler.around(side, progress[-1][0] - 20, progress[-1][0], roles)
+    return (after - before) / (ended - quarter[1]) * 1000
+
+
+def warm_up(url: str, address: str, folder: Path, cpus: float) -> None:
+    """One run through the queue, to its end: Ray's job manager starts with its first job (about
+    30 MB on the head, once); the per-run figures are measured from there."""
+    store = HTTPStore(url)
+    try:
+        run_id = submit(SCRIPT, ["0"], address=address, cpus=cpus, folder=folder, store=store,
+                        project="queue-bench", name="warm-up").run_id
+        deadline = time.monotonic() + 300
+        while store.queue_entry(run_id)["status"] not in ENDED:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the warm-up run did not end within 300 s")
+            time.sleep(1)
+    finally:
+        store.close()
+
+
+def through_tidal(topology: str, worker_cpus: int, runs: int, window: float, cpus: float, folder: Path,
+                  threads: int) -> QueueTrial:
+    with ray_cluster(topology, worker_cpus) as cluster, \
+            tempfile.TemporaryDirectory(prefix="tidal-queue-bench-") as home:
+        idle = idle_memory(cluster)
+        with tidal_server(Path(home)) as (url, server):
+            warm_up(url, cluster.address, folder, cpus)
+            warm = idle_memory(cluster, settle=10, seconds=10)
+            server_idle = measure([server])
+            with Sampler(cluster, server) as sampler:
+                started = time.monotonic()
+                submitting = submit_all(url, cluster.address, folder, runs, cpus, threads)
                 statuses = queue_statuses(url)
-            seconds = time.monotonic() - started
+                progress = [(time.monotonic(), 0)]
+                while progress[-1][1] < runs and time.monotonic() - started < window:
+                    time.sleep(2)
+                    statuses = queue_statuses(url)
+                    progress.append((time.monotonic(), sum(statuses[status] for status in ENDED)))
+                seconds = time.monotonic() - started
             times = server.cpu_times()
-            cost = ServerCost(submitting, times.user + times.system, server.memory_info().rss)
-        return Trial(idle, sampler.samples, statuses, seconds), cost
+            return QueueTrial(idle, sampler, statuses, seconds, submitting, server_idle, times.user + times.system,
+                              ray_jobs(cluster.address), progress, warm)
 
 
 # --- Ray Jobs alone -------------------------------------------------------------------------------
 
-def straight_to_ray(runs: int, sleep: float, folder: Path) -> Trial:
+@dataclass
+class DirectTrial:
+    idle: dict[str, Memory]
+    sampler: Sampler
+    statuses: Counter[str]
+    seconds: float
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (time.monotonic(), jobs ended by then)
+    warm: dict[str, Memory] = field(default_factory=dict)
+
+
+def quiet_job_client() -> None:
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # lines per job otherwise
+
+
+def straight_to_ray(topology: str, worker_cpus: int, runs: int, sleep: float, folder: Path) -> DirectTrial:
     """``runs`` jobs given to Ray Jobs at once, as ``ray job submit`` does (no entrypoint resources)."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    for name in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # lines per job otherwise
+    quiet_job_client()
     ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-    with ray_head(2) as (address, group):
-        idle = idle_memory(group)
-        client = JobSubmissionClient(address)
-        with Sampler(group) as sampler:
+    with ray_cluster(topology, worker_cpus) as cluster:
+        idle = idle_memory(cluster)
+        client = JobSubmissionClient(cluster.address)
+        with Sampler(cluster) as sampler:
             started = time.monotonic()
             jobs = [client.submit_job(entrypoint=f"python {SCRIPT} {sleep:g}", runtime_env={"working_dir": str(folder)})
                     for _ in range(runs)]
@@ -323,43 +470,127 @@ def straight_to_ray(runs: int, sleep: float, folder: Path) -> Trial:
                 time.sleep(1)
                 statuses = Counter(client.get_job_status(job) for job in jobs)
             seconds = time.monotonic() - started
-        return Trial(idle, sampler.samples, Counter({str(status.value): n for status, n in statuses.items()}),
-                     seconds)
+        return DirectTrial(idle, sampler, Counter({str(status.value): n for status, n in statuses.items()}), seconds)
+
+
+def bare_ray(topology: str, worker_cpus: int, runs: int, cpus: float, folder: Path) -> DirectTrial:
+    """``runs`` jobs straight to Ray Jobs as tidal hands them over (``cpus`` entrypoint CPUs, as many
+    at once as the dispatcher would have: the worker's CPUs' worth running, QUEUE_MAX_PENDING more),
+    without tidal: what the head does per job on its own, to tell it from what tidal adds."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    quiet_job_client()
+    ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    at_once = int(worker_cpus / cpus) + settings.QUEUE_MAX_PENDING
+    with ray_cluster(topology, worker_cpus) as cluster:
+        idle = idle_memory(cluster)
+        client = JobSubmissionClient(cluster.address)
+
+        def one(sleep: str) -> str:
+            return str(client.submit_job(entrypoint=f"python {SCRIPT} {sleep}", entrypoint_num_cpus=cpus,
+                                         runtime_env={"working_dir": str(folder)}))
+
+        first = one("0")
+        while client.get_job_status(first) not in ended:
+            time.sleep(1)
+        warm = idle_memory(cluster, settle=10, seconds=10)
+        live: list[str] = []
+        done = 0
+        with Sampler(cluster) as sampler:
+            started = time.monotonic()
+            progress = [(started, 0)]
+            while done < runs:
+                live += [one("1") for _ in range(min(at_once - len(live), runs - done - len(live)))]
+                time.sleep(2)
+                still = [job for job in live if client.get_job_status(job) not in ended]
+                done, live = done + len(live) - len(still), still
+                progress.append((time.monotonic(), done))
+        return DirectTrial(idle, sampler, Counter({"ended": done}), time.monotonic() - started, progress, warm)
 
 
 # --- the report -----------------------------------------------------------------------------------
 
-def row(name: str, idle: Memory, peaks: dict[str, float], note: str) -> str:
-    cells = "".join(f" {getattr(idle, f'ray_{kind}') / MB:6.0f} {peaks[f'ray_{kind}'] / MB:6.0f}"
-                    f" {peaks[f'ray_{kind}'] / getattr(idle, f'ray_{kind}'):5.2f}x" for kind in ("rss", "pss"))
-    return f"{name:38s}{cells} {peaks['scripts_pss'] / MB:8.0f}  {note}"
+def mb(value: float) -> str:
+    return f"{value / MB:,.0f}"
 
 
-def report(queue: Trial, server: ServerCost, direct: Trial, runs: int, direct_runs: int) -> bool:
+def figures(label: str, idle: Memory, sampler: Sampler, side: str) -> str:
+    cells = []
+    for kind in ("pss", "rss"):
+        before, peak = idle.ray(kind), sampler.peak(side, kind)
+        cells.append(f"{mb(before):>7s} {mb(peak):>7s} {peak / before:5.2f}x")
+    supervisors = max(sample[side].count["supervisor"] for sample in sampler.samples)
+    scripts = max(sample[side].total("pss") - sample[side].ray("pss") for sample in sampler.samples)
+    return f"{label:44s} {cells[0]}   {cells[1]}  {supervisors:6d} {mb(scripts):>8s}"
+
+
+def growth(idle: Memory, warm: Memory, sampler: Sampler, progress: list[tuple[float, int]], side: str) -> list[str]:
+    """Each role of ``side``: PSS cold, warm, at its peak, at the end (MB); for the node's own processes
+    (those up before any job: not supervisors or workers, which come and go), the growth per 1,000 runs
+    once warm, and their total."""
+    end = sampler.last(side)
+    lasting = [name for name in idle.pss if idle.count[name]]
+    lines = []
+    for name in sorted(set(idle.pss) | set(end.pss), key=lambda name: -idle.pss.get(name, 0)):
+        peak = max(sample[side].pss[name] for sample in sampler.samples)
+        slope = per_thousand_runs(sampler, progress, side, [name]) if name in lasting else None
+        lines.append(f"  {name:20s} {mb(idle.pss[name]):>6s} {mb(warm.pss[name]):>6s} {mb(peak):>6s}"
+                     f" {mb(end.pss[name]):>6s} {'' if slope is None else f'{slope / MB:+8.1f}'}")
+    slope = per_thousand_runs(sampler, progress, side, lasting)
+    if slope is not None:
+        total = {name: sum(memory.pss[role] for role in lasting) for name, memory in (("idle", idle), ("warm", warm),
+                                                                                      ("end", end))}
+        peak = max(sum(sample[side].pss[role] for role in lasting) for sample in sampler.samples)
+        lines.append(f"  {'node processes':20s} {mb(total['idle']):>6s} {mb(total['warm']):>6s} {mb(peak):>6s}"
+                     f" {mb(total['end']):>6s} {slope / MB:+8.1f}")
+    return lines
+
+
+def report(args: argparse.Namespace, queue: QueueTrial, direct: DirectTrial, bare: DirectTrial | None) -> bool:
     ran = sum(queue.statuses[status] for status in ENDED)
-    print("The Ray head's memory (2 CPUs), MB, summed over its processes; Ray's own, the job scripts apart")
-    print(f"{'':38s} {'RSS: idle':>9s} {'peak':>6s} {'ratio':>6s} {'PSS: idle':>9s} {'peak':>6s} {'ratio':>6s}"
-          f" {'scripts':>8s}")
-    print(row(f"tidal queue, {runs} at once", queue.idle, {name: queue.peak(name) for name in MEASURES},
-              f"{ran} of {runs} ended in {queue.seconds:.0f} s; at most {queue.peak()} supervisors alive"))
-    print(row(f"Ray Jobs alone, {direct_runs} at once", direct.idle, {name: direct.peak(name) for name in MEASURES},
-              f"{dict(direct.statuses)} in {direct.seconds:.0f} s; at most {direct.peak()} supervisors alive"))
-    per_job = {name: (direct.peak(name) - getattr(direct.idle, name)) / direct_runs for name in MEASURES}
-    extrapolated = {name: getattr(direct.idle, name) + runs * per_job[name] for name in MEASURES}
-    print(row(f"Ray Jobs alone, {runs}: EXTRAPOLATED", direct.idle, extrapolated,
-              f"{per_job['ray_rss'] / MB:.0f} MB RSS, {per_job['ray_pss'] / MB:.0f} MB PSS of Ray's per job"
-              f" x {runs}, from {direct_runs} jobs"))
-    print(f"tidal server (not on the head): submitting {runs} runs took {server.submitting:.0f} s; it used"
-          f" {server.cpu:.0f} CPU s in {queue.seconds:.0f} s and ended at {server.rss / MB:.0f} MB RSS")
-    if ran < runs:
-        print(f"the queue had not drained on 2 CPUs after {queue.seconds:.0f} s: {ran} of {runs} runs ended"
-              f" ({dict(queue.statuses)}); the peak is over that window")
-    met = {kind: queue.ratio(f"ray_{kind}") <= GOAL for kind in ("rss", "pss")}
-    print(f"goal: the head's peak with tidal's queue <= its idle figure x {GOAL:.2f}"
-          f" (QUEUE_MAX_PENDING={settings.QUEUE_MAX_PENDING}): "
-          + ", ".join(f"{kind.upper()} {queue.ratio(f'ray_{kind}'):.2f}x {'met' if ok else 'NOT met'}"
-                      for kind, ok in met.items()))
-    return all(met.values())
+    head = "a head with --num-cpus=0" if args.topology == "two-node" else f"the head alone ({args.worker_cpus} CPUs)"
+    print(f"topology: {args.topology}: {head}" + (f" + a worker node ({args.worker_cpus} CPUs)"
+                                                  if args.topology == "two-node" else "")
+          + "; the goal is judged on the two-node head")
+    print(f"MB, summed over each side's processes; Ray's own (job scripts apart); cold: before any job; warm:"
+          f" after one run; QUEUE_MAX_PENDING={settings.QUEUE_MAX_PENDING}; load {os.getloadavg()[0]:.1f}")
+    print(f"{'':44s} {'PSS idle':>7s} {'peak':>7s} {'ratio':>6s}   {'RSS idle':>7s} {'peak':>7s} {'ratio':>6s}"
+          f"  {'superv.':>6s} {'scripts':>8s}")
+    for side in queue.idle:
+        print(figures(f"{side}, tidal queue, {args.runs} runs (cold)", queue.idle[side], queue.sampler, side))
+        print(figures(f"{side}, tidal queue, {args.runs} runs (warm)", queue.warm[side], queue.sampler, side))
+    print(figures("tidal server (not a Ray node)", queue.server_idle, queue.sampler, "tidal server"))
+    for side in direct.idle:
+        print(figures(f"{side}, Ray Jobs alone, {args.direct} at once", direct.idle[side], direct.sampler, side))
+    print(f"tidal queue: {ran} of {args.runs} runs ended in {queue.seconds:.0f} s ({dict(queue.statuses)});"
+          f" submitting took {queue.submitting:.0f} s; the server used {queue.server_cpu:.0f} CPU s; Ray's head kept"
+          f" {queue.ray_jobs} jobs at the end")
+    print(f"Ray Jobs alone: {dict(direct.statuses)} in {direct.seconds:.0f} s (no entrypoint resources, as"
+          " `ray job submit`: Ray pins each supervisor to the head)")
+    head_idle = direct.idle["head"]
+    per_job = {kind: (direct.sampler.peak("head", kind) - head_idle.ray(kind)) / args.direct for kind in ("pss", "rss")}
+    print(f"Ray Jobs alone, {args.runs} at once: EXTRAPOLATED from {args.direct}: the head at "
+          + ", ".join(f"{kind.upper()} {mb(head_idle.ray(kind) + args.runs * per_job[kind])} MB"
+                      f" ({mb(per_job[kind])} MB per job)" for kind in ("pss", "rss")))
+    trials = [("tidal queue", queue.idle, queue.warm, queue.sampler, queue.progress)]
+    if bare is not None:
+        trials.append((f"Ray Jobs alone fed like the queue ({bare.statuses['ended']} jobs in {bare.seconds:.0f} s)",
+                       bare.idle, bare.warm, bare.sampler, bare.progress))
+    for name, idle, warm, sampler, progress in trials:
+        for side in idle:
+            print(f"{side}, {name}: PSS by process, MB: cold, warm, peak, end, per 1,000 runs once warm")
+            print("\n".join(growth(idle[side], warm[side], sampler, progress, side)))
+    if ran < args.runs:
+        print(f"the queue had not drained after {queue.seconds:.0f} s: {ran} of {args.runs} runs ended; the peak is"
+              " over that window")
+    met = True
+    for label, idle in (("cold", queue.idle["head"]), ("warm", queue.warm["head"])):
+        ratios = {kind: queue.sampler.peak("head", kind) / idle.ray(kind) for kind in ("pss", "rss")}
+        met = met and all(ratio <= GOAL for ratio in ratios.values())
+        print(f"goal: the head's peak with tidal's queue <= its {label} idle figure x {GOAL:.2f}: "
+              + ", ".join(f"{kind.upper()} {ratio:.3f}x {'met' if ratio <= GOAL else 'NOT met'}"
+                          for kind, ratio in ratios.items()))
+    return met
 
 
 def project(folder: Path) -> Path:
@@ -370,20 +601,28 @@ def project(folder: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topology", choices=("two-node", "one-node"), default="two-node",
+                        help="a head with --num-cpus=0 and a worker node (the goal's), or the head alone")
+    parser.add_argument("--worker-cpus", type=int, default=2, help="CPUs of the node the runs run on")
     parser.add_argument("--runs", type=int, default=1000, help="runs submitted at once through tidal's queue")
     parser.add_argument("--window", type=float, default=180.0, help="seconds to watch the queue drain, at most")
     parser.add_argument("--direct", type=int, default=20, help="jobs submitted straight to Ray Jobs")
     parser.add_argument("--direct-sleep", type=float, default=30.0,
                         help="seconds each direct job sleeps, so that all of them are alive together")
+    parser.add_argument("--bare", type=int, default=0,
+                        help="jobs straight to Ray Jobs fed as the queue feeds them (0: skip): the head per job"
+                             " without tidal")
     parser.add_argument("--cpus", type=float, default=0.5, help="CPUs each queued run asks for")
     parser.add_argument("--threads", type=int, default=4, help="threads submitting to the tidal server")
     args = parser.parse_args()
     os.environ.update(RAY_ENVIRONMENT)
     with tempfile.TemporaryDirectory(prefix="tidal-queue-project-") as scratch:
         folder = project(Path(scratch))
-        queue, server = through_tidal(args.runs, args.window, args.cpus, folder, args.threads)
-        direct = straight_to_ray(args.direct, args.direct_sleep, folder)
-    return 0 if report(queue, server, direct, args.runs, args.direct) else 1
+        queue = through_tidal(args.topology, args.worker_cpus, args.runs, args.window, args.cpus, folder,
+                              args.threads)
+        direct = straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder)
+        bare = bare_ray(args.topology, args.worker_cpus, args.bare, args.cpus, folder) if args.bare else None
+    return 0 if report(args, queue, direct, bare) else 1
 
 
 if __name__ == "__main__":
