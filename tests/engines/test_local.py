@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 from suite import EngineSuite, range_job, rows
 
 from tidal.config.job import JobConfig, parse_job
-from tidal.engines.base import Work
+from tidal.engines.base import BatchMessage, Row, Work
 from tidal.engines.local import LocalEngine
 from tidal.jobs.runner import run_job
 
@@ -73,3 +74,12 @@ def test_started_workers_that_no_run_takes_are_stopped(tmp_path: Path) -> None:
     assert engine._started is None
     report = run_job(job, state_home=tmp_path / "home", engine=engine)  # the engine still runs jobs
     assert report.done == 20
+
+
+def test_batch_messages_cross_processes_as_they_were() -> None:
+    rows = [Row("job", "p", f"k{i}", "done", "a.mp4", i, '{"i":1}', '{"v":2}', None) for i in range(3)]
+    rows.append(Row("job", "p", "k3", "failed", None, None, "{}", None, "ValueError: bad"))
+    message = BatchMessage("p", rows, ("done", None), 1)
+    back = pickle.loads(pickle.dumps(message))
+    assert back == message
+    assert all(type(row) is Row for row in back.rows) and back.rows[3].error == "ValueError: bad"

@@ -68,6 +68,16 @@ class BatchMessage:
     end: tuple[str, str | None] | None = None
     failed: int = 0  # how many rows are failures
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rows travel as plain tuples: pickle handles a NamedTuple through Python code per row
+        # (about 1.3 µs a row between the processes, a tenth of a no-op job's whole cost).
+        return (_batch_message, (self.partition_id, [tuple(row) for row in self.rows], self.end, self.failed))
+
+
+def _batch_message(partition_id: PartitionId, rows: list[tuple[Any, ...]], end: tuple[str, str | None] | None,
+                   failed: int) -> BatchMessage:
+    return BatchMessage(partition_id, [tuple.__new__(Row, row) for row in rows], end, failed)
+
 
 class Engine:
     """Base class of engines."""
