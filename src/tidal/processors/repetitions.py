@@ -150,8 +150,9 @@ class RepetitionCounter(Processor):
     Each result is ``{"count": int, "counts": [cumulative count per frame], "period":
     [seconds per frame, None where nothing repeats], "confidence": 0-1, "fps": float}``.
     ``features="pose"`` counts people only: it needs ``tidal[pose]`` and frames at least 256
-    px on their longer side (360 or more recommended; a person should be at least ~150 px
-    tall). ``region="auto"`` looks where something repeats when the whole frame does not;
+    px on their longer side (360 or more recommended; a person should be at least ~100 px
+    tall: a smaller one is looked at closer, but a blurred one under ~90 px is often missed).
+    ``region="auto"`` looks where something repeats when the whole frame does not;
     ``"frame"`` always compares whole frames (the counter before the search, and faster).
     The confidence is the likelihood that ``count`` is exact; ``bench/repetitions.py`` reports
     how often a count at 0.8 or more is wrong with weights fitted without the video's footage;
