@@ -267,6 +267,16 @@ def test_a_file_that_is_not_a_video_fails_its_partition(tmp_path: Path) -> None:
         list(source.read(partition))
 
 
+def test_an_empty_file_is_said_to_be_empty_without_ffmpegs_error_code(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    source = VideoFrames(str(empty))
+    [partition] = source.partitions()
+    with pytest.raises(DecodeError) as raised:
+        list(source.read(partition))
+    assert "empty.mp4 (the file is empty: 0 bytes)" in str(raised.value) and "Errno" not in str(raised.value)
+
+
 def test_missing_inputs_are_source_errors(tmp_path: Path) -> None:
     pattern = str(tmp_path / "videos" / "*.mp4")
     with pytest.raises(SourceError, match=r"videos/\*\.mp4 matched no file; check the pattern"):
@@ -379,7 +389,7 @@ def test_bad_frames_in_a_job_file_name_the_file_and_the_path(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     "options",
     [{"fps": 0}, {"every_nth": 0}, {"width": -1}, {"rotate": 45}, {"start": 3, "end": 2},
-     {"max_frames": 0}, {"segment_frames": 0}],
+     {"max_frames": 0}, {"segment_frames": 0}, {"width": 100_000}, {"height": 16_385}],
 )  # fmt: skip
 def test_bad_options_are_config_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigError):

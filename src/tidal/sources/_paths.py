@@ -289,11 +289,18 @@ def prefetched(function: Callable[[_T], _R], items: Iterable[_T], ahead: int = L
                 future.cancel()
 
 
+MAX_SIDE = 16384  # FFmpeg's scaler refuses pictures past (w + 128) * (h + 128) >= 2**31 / 8
+
+
 def check_geometry(width: int | None, height: int | None, rotate: int) -> None:
     """Raise ConfigError for a size or rotation the sources cannot produce."""
     for name, value in (("width", width), ("height", height)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive number of pixels, not {value}")
+        if value is not None and value > MAX_SIDE:
+            raise ConfigError(f"{name} is {value} pixels: frames are scaled to at most {MAX_SIDE} a side (FFmpeg's "
+                              f"scaler refuses larger pictures); give a smaller {name}, or leave it out to keep "
+                              "the media's own size")
     if rotate not in ROTATIONS:
         raise ConfigError(f"rotate must be one of 0, 90, 180, 270 (clockwise), not {rotate}")
 

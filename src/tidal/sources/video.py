@@ -20,6 +20,7 @@ lists every packet read, in which case the frames after the last packet are null
 from __future__ import annotations
 
 import math
+import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -349,9 +350,19 @@ def _timeline(path: str, readable: Readable) -> _Timeline:
             return _demux(path, container, container.streams.video[0])
     except av.FFmpegError as error:
         raise DecodeError(
-            f"cannot open video {path} ({error}): it is not a video, or is truncated or "
+            f"cannot open video {path} ({_ffmpeg_words(error)}): it is not a video, or is truncated or "
             f"corrupt; {REENCODE_HINT}, or leave it out of paths"
         ) from error
+
+
+def _ffmpeg_words(error: av.FFmpegError) -> str:
+    """FFmpeg's own words for ``error``, without PyAV's errno code and file name around them;
+    a file of 0 bytes says so."""
+    words = str(getattr(error, "strerror", "") or error)
+    filename = getattr(error, "filename", None)
+    if isinstance(filename, str) and os.path.isfile(filename) and os.path.getsize(filename) == 0:
+        return "the file is empty: 0 bytes"
+    return words
 
 
 def _demux(path: str, container: InputContainer, stream: VideoStream) -> _Timeline:
