@@ -353,10 +353,12 @@ def submit_all(url: str, address: str, folder: Path, runs: int, cpus: float, thr
     return time.monotonic() - started
 
 
-def queue_statuses(url: str) -> Counter[str]:
+def queue_statuses(url: str, leaving_out: str) -> Counter[str]:
+    """How many of the queue's runs have each status, less run ``leaving_out`` (the warm-up)."""
     store = HTTPStore(url)
     try:
-        return Counter(entry["status"] for entry in store.queue_entries(limit=100_000))
+        return Counter(entry["status"] for entry in store.queue_entries(limit=100_000)
+                       if entry["run_id"] != leaving_out)
     finally:
         store.close()
 
@@ -395,7 +397,7 @@ def per_thousand_runs(sampler: Sampler, progress: list[tuple[float, int]], side:
     return (after - before) / (ended - quarter[1]) * 1000
 
 
-def warm_up(url: str, address: str, folder: Path, cpus: float) -> None:
+def warm_up(url: str, address: str, folder: Path, cpus: float) -> str:
     """One run through the queue, to its end: Ray's job manager starts with its first job (about
     30 MB on the head, once); the per-run figures are measured from there."""
     store = HTTPStore(url)
@@ -409,6 +411,7 @@ def warm_up(url: str, address: str, folder: Path, cpus: float) -> None:
             time.sleep(1)
     finally:
         store.close()
+    return run_id
 
 
 def through_tidal(topology: str, worker_cpus: int, runs: int, window: float, cpus: float, folder: Path,
@@ -417,17 +420,17 @@ def through_tidal(topology: str, worker_cpus: int, runs: int, window: float, cpu
             tempfile.TemporaryDirectory(prefix="tidal-queue-bench-") as home:
         idle = idle_memory(cluster)
         with tidal_server(Path(home)) as (url, server):
-            warm_up(url, cluster.address, folder, cpus)
+            warm_run = warm_up(url, cluster.address, folder, cpus)
             warm = idle_memory(cluster, settle=10, seconds=10)
             server_idle = measure([server])
             with Sampler(cluster, server) as sampler:
                 started = time.monotonic()
                 submitting = submit_all(url, cluster.address, folder, runs, cpus, threads)
-                statuses = queue_statuses(url)
+                statuses = queue_statuses(url, warm_run)
                 progress = [(time.monotonic(), 0)]
                 while progress[-1][1] < runs and time.monotonic() - started < window:
                     time.sleep(2)
-                    statuses = queue_statuses(url)
+                    statuses = queue_statuses(url, warm_run)
                     progress.append((time.monotonic(), sum(statuses[status] for status in ENDED)))
                 seconds = time.monotonic() - started
             times = server.cpu_times()
