@@ -187,3 +187,32 @@ def test_setup_compiles_the_kernels_and_results_do_not_change() -> None:
     before = processor.process([Item(key="a", data=frame)])
     processor.setup()
     assert processor.process([Item(key="a", data=frame)]) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the compile lock is POSIX flock")
+def test_workers_warm_the_kernels_up_one_at_a_time() -> None:
+    """Workers of a job start together; numba's disk cache is not made for several processes
+    compiling into it at once: a second process waits while another holds the compile lock."""
+    import fcntl
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    path = os.path.join(tempfile.gettempdir(), f"tidal-dominant-colors-compile-{os.getuid()}.lock")
+    code = ("import numba; from tidal.processors.dominant_colors import warm_up_kernels; print('imported', flush=True);"
+            " warm_up_kernels(); print('warm')")
+    from tidal.processors.dominant_colors import warm_up_kernels
+
+    warm_up_kernels()  # compiled into the disk cache: unlocked, the child would be done in well under 2 s
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "imported"
+            time.sleep(2.0)
+            assert child.poll() is None, "warm_up_kernels() ran while another process held the compile lock"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    output, _ = child.communicate(timeout=300)
+    assert child.returncode == 0 and output.strip() == "warm"

@@ -38,9 +38,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -1053,13 +1056,42 @@ _LOOPS = (_loop_histogram, _loop_collect, _loop_merge, _loop_seeds, _loop_lloyd,
 
 
 def warm_up_kernels() -> None:
-    """Run every kernel once on a tiny frame: numba compiles a function on its first call."""
+    """Run every kernel once on a tiny frame: numba compiles a function on its first call.
+
+    One process at a time on this machine: the workers of a job start together, and numba's
+    on-disk cache (index and data written as separate files) is not made for several processes
+    compiling and writing the same functions at once. The first compiles and writes; the others
+    then load what it wrote.
+    """
     frame = np.zeros((4, 4, 3), dtype=np.uint8)
     frame[:2] = 255
     frame[0, 0] = (0, 128, 0)
     frame[3] = (40, 80, 200)
-    _fast_kmeans(frame.reshape(-1, 3), 2, 0)
-    _kmeans_on_colours(frame.reshape(-1, 3), 2, 0)
+    with _one_process_at_a_time():
+        _fast_kmeans(frame.reshape(-1, 3), 2, 0)
+        _kmeans_on_colours(frame.reshape(-1, 3), 2, 0)
+
+
+@contextlib.contextmanager
+def _one_process_at_a_time() -> Iterator[None]:
+    """An exclusive lock on a file in the temp folder (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path = os.path.join(tempfile.gettempdir(), f"tidal-dominant-colors-compile-{os.getuid()}.lock")
+    try:
+        lock = open(path, "a")  # noqa: SIM115 - held across the yield
+    except OSError:  # a temp folder this user cannot write: compile unguarded, as before
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @functools.cache
