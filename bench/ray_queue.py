@@ -49,7 +49,6 @@ import argparse
 import concurrent.futures
 import logging
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -67,6 +66,7 @@ import httpx
 import psutil
 
 from tidal import settings
+from tidal.children import stop_group
 from tidal.remote.submit import submit
 from tidal.status import QueueStatus
 from tidal.tracking.httpstore import HTTPStore
@@ -102,28 +102,6 @@ def free_port() -> int:
 
 
 # --- processes this bench starts: each in its own process group, stopped by group -------------------
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """``process`` and everything it started (its own process group): TERM, then KILL."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and group_alive(process.pid):
-            process.poll()
-            time.sleep(0.2)
-    process.wait(timeout=10)
-
-
-def group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str) -> None:
     deadline = time.monotonic() + 120

@@ -1,4 +1,5 @@
-"""Processes tidal starts or watches: dying with the parent, why a child exited, whether one still runs."""
+"""Processes tidal starts or watches: dying with the parent, why a child exited, whether one still runs,
+stopping a process group."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
+import time
 
 
 def die_with_parent() -> None:
@@ -32,4 +35,28 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def stop_group(process: subprocess.Popen[bytes], term_seconds: float = 10.0, kill_seconds: float = 5.0) -> None:
+    """Stop ``process`` and everything it started, when it leads a process group of its own
+    (``start_new_session=True``): SIGTERM, ``term_seconds`` for the group to go, then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, term_seconds), (signal.SIGKILL, kill_seconds)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and group_alive(process.pid):
+            process.poll()
+            time.sleep(0.2)
+    process.wait(timeout=term_seconds)
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of the process group ``group`` still runs."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
     return True

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from liveserver import free_port
+from tidal.children import stop_group
 
 # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray takes "this node" to be 127.0.0.1, not the machine's outward address
 RAY_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
@@ -71,7 +71,7 @@ def ray_nodes(head_cpus: int = 2, worker_cpus: int | None = None) -> Iterator[Ra
         yield cluster
     finally:
         for process in reversed(cluster.processes):
-            _stop_group(process)
+            stop_group(process, term_seconds=5.0)
         for temp in temps:
             shutil.rmtree(temp, ignore_errors=True)
 
@@ -102,25 +102,3 @@ def _wait(ready: Callable[[], bool], node: subprocess.Popen[bytes], temp: Path) 
             pass
         time.sleep(0.5)
     raise RuntimeError(f"the Ray node of {temp} was not up within 90 s")
-
-
-def _stop_group(node: subprocess.Popen[bytes]) -> None:
-    """A node and everything it started (its own process group), TERM then KILL."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(node.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _group_alive(node.pid):
-            node.poll()
-            time.sleep(0.2)
-    node.wait(timeout=5)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
