@@ -4,6 +4,8 @@ TIDAL_HOME, with helpers to write variants of its config."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,3 +56,22 @@ def write_config(tmp_path: Path) -> WriteConfig:
         return path
 
     return write
+
+
+def wait_for_checkpoint(home: Path, train_id: str, process: subprocess.Popen[str], seconds: float) -> None:
+    """Until the training driven by ``process`` (TIDAL_HOME ``home``) has stored a checkpoint the
+    store lists for ``train_id``; fails if it exits first or ``seconds`` pass."""
+    from tidal.train import checkpoint as checkpoints
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        if any((home / "artifacts").rglob("step-*.pt")):  # the store exists (and is migrated) by then
+            store = open_store(f"sqlite:///{home / 'tidal.db'}")
+            try:
+                if checkpoints.candidates(store, train_id):
+                    return
+            finally:
+                store.close()
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint appeared; the training exited with {process.poll()}: "
+                         f"{process.stderr.read() if process.stderr and process.poll() is not None else ''}")

@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from tests.train.conftest import WriteConfig
+from tests.train.conftest import WriteConfig, wait_for_checkpoint
 
 from tidal.errors import TrainingError
 from tidal.tracking.stores import open_store
@@ -30,19 +29,6 @@ def _train(config: Path, home: Path, *extra: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_checkpoint(home: Path, train_id: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if any((home / "artifacts").rglob("step-*.pt")):  # the store exists (and is migrated) by then
-            store = open_store(f"sqlite:///{home / 'tidal.db'}")
-            try:
-                if checkpoints.candidates(store, train_id):
-                    return
-            finally:
-                store.close()
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint appeared; the training exited with {process.poll()}")
-
 
 def _final_metrics(home: Path) -> dict[str, float]:
     store = open_store(f"sqlite:///{home / 'tidal.db'}")
@@ -57,7 +43,7 @@ def _final_metrics(home: Path) -> dict[str, float]:
 def _interrupted_then_resumed(config: Path, home: Path, how: int) -> subprocess.CompletedProcess[str]:
     train_id = load_train_config(config).train_id
     process = _train(config, home)
-    _wait_for_checkpoint(home, train_id, process)
+    wait_for_checkpoint(home, train_id, process, 120)
     process.send_signal(how)
     process.communicate(timeout=120)
     if how == signal.SIGTERM:

@@ -10,14 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.train.conftest import TINY
+from tests.train.conftest import TINY, wait_for_checkpoint
 
 from rayhost import RAY_ENVIRONMENT, local_ray
 from tidal.config.files import read_config_file
@@ -134,26 +133,12 @@ def _runs(home: Path) -> list[dict[str, Any]]:
         store.close()
 
 
-def _wait_for_checkpoint(home: Path, train_id: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if any((home / "artifacts").rglob("step-*.pt")):
-            store = open_store(f"sqlite:///{home / 'tidal.db'}")
-            try:
-                if checkpoints.candidates(store, train_id):
-                    return
-            finally:
-                store.close()
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint appeared; the driver exited with {process.poll()}: "
-                         f"{process.stderr.read() if process.stderr else ''}")
-
 
 def test_a_driver_killed_is_resumed_to_the_same_metrics(uninterrupted: Trained, config: Path, ray_address: str,
                                                        tmp_path: Path) -> None:
     home = tmp_path / "home"
     driver = _driver(config, home, ray_address)
-    _wait_for_checkpoint(home, load_train_config(config).train_id, driver)
+    wait_for_checkpoint(home, load_train_config(config).train_id, driver, 240)
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=60)
     resumed = _driver(config, home, ray_address, "--resume")
