@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 from servehelpers import echo, pid_alive, running_front, wait_for
 
@@ -49,8 +50,11 @@ def test_requests_arriving_while_the_worker_is_busy_form_one_batch() -> None:
     with running_front(echo(process_seconds=1.0, batch_size=8)) as front:
         assert front.predict("warm").status_code == 200
         responses = front.predict_all(["a", "b", "c", "d", "e", "f"])
-        batches = sorted(r.json()["results"][0]["batch"] for r in responses)
-        assert batches[-1] >= 4, batches  # the first may go alone; the rest waited for it
+        sizes = [r.json()["results"][0]["batch"] for r in responses]
+        # a batch of n requests answers n of them, each saying n: sum(1/n) counts the batches. The first batch
+        # goes as soon as the worker is free (with however many requests had arrived by then); every request
+        # arriving while it is processed waits for it, and they all go together in the second.
+        assert sum(Fraction(1, size) for size in sizes) <= 2, sizes
         assert front.metric("tidal_serve_batch_requests_sum") == front.metric("tidal_serve_request_seconds_count")
 
 
