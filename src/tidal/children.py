@@ -11,12 +11,13 @@ import subprocess
 import time
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (a ``kill -9`` of tidal leaves no
-    orphan holding memory or a GPU). A no-op where ``prctl`` does not exist."""
+def die_with_parent(signal_number: int = signal.SIGKILL) -> None:
+    """Ask Linux to send this process ``signal_number`` (SIGKILL: to kill it) when its parent dies
+    (a ``kill -9`` of tidal leaves no orphan holding memory or a GPU); SIGTERM lets a launcher stop
+    what it started first. A no-op where ``prctl`` does not exist."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal_number)  # PR_SET_PDEATHSIG
 
 
 def exit_reason(exitcode: int | None) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from ray.job_submission import JobSubmissionClient
-from raynodes import RayNodes, ray_nodes
 
 from liveserver import TOKEN, sqlite_store, start_server
+from rayhost import LocalCluster, ray_cluster
 from tidal.remote.follow import follow
 from tidal.remote.submit import submit
 from tidal.tracking.httpstore import HTTPStore
@@ -22,23 +22,24 @@ WHERE = "import os, time\nprint('driver pid', os.getpid())\ntime.sleep(1)\n"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RayNodes]:
-    with ray_nodes(head_cpus=0, worker_cpus=2) as nodes:
+def cluster() -> Iterator[LocalCluster]:
+    with ray_cluster(head_cpus=0, dashboard=True) as nodes:
+        nodes.add_node(cpus=2)
         yield nodes
 
 
 @pytest.mark.slow
-def test_a_queued_run_runs_its_driver_on_the_worker_node_not_the_head(cluster: RayNodes, tmp_path: Path) -> None:
+def test_a_queued_run_runs_its_driver_on_the_worker_node_not_the_head(cluster: LocalCluster, tmp_path: Path) -> None:
     (tmp_path / "where.py").write_text(WHERE)
     backend = sqlite_store(tmp_path / "server-home")
     live = start_server(create_app(backend, token=TOKEN), lifespan="on")  # with its dispatcher
     client = HTTPStore(live.url, token=TOKEN)
     try:
-        submission = submit("where.py", [], address=cluster.address, cpus=1, folder=tmp_path, store=client)
+        submission = submit("where.py", [], address=cluster.dashboard, cpus=1, folder=tmp_path, store=client)
         assert submission.status == "waiting"  # in tidal's queue first
         run = follow(client, submission.run_id, lambda text: None, poll_seconds=0.3)
         assert run["status"] == "completed", run
-        job = JobSubmissionClient(cluster.address).get_job_info(client.queue_entry(submission.run_id)["ray_job_id"])
+        job = JobSubmissionClient(cluster.dashboard).get_job_info(client.queue_entry(submission.run_id)["ray_job_id"])
     finally:
         client.close()
         live.stop()
