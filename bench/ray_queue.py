@@ -34,6 +34,12 @@ Ray pins each supervisor to the head, whatever its CPUs), the cost per job extra
 straight to Ray Jobs fed the way the dispatcher feeds them (entrypoint CPUs, as many at once), with
 no tidal at all: what the head does per job on its own, beside what it does under tidal's queue.
 
+``--head-env NAME=VALUE`` (repeatable) starts the head's ``ray start`` with that environment variable
+(a RAY_... setting: e.g. ``RAY_maximum_gcs_destroyed_actor_cached_count=100``); the queue is then
+measured twice in the same run, on a head with Ray's defaults and on one with the settings, side by
+side (``--head-env-only``: the settings alone), and every figure names the settings it was measured
+with. The worker node keeps Ray's defaults.
+
 RSS counts a page shared by several processes (Ray's dashboard modules are forked from one
 server) once per process, so the sum overstates what a node holds; PSS splits each shared page
 between its processes, so it adds up. Both are printed, measured the same way on every side. The
@@ -41,6 +47,7 @@ between its processes, so it adds up. Both are printed, measured the same way on
 
     python bench/ray_queue.py [--topology two-node|one-node] [--runs 1000] [--window 180]
                               [--direct 20] [--bare 0] [--cpus 0.5] [--worker-cpus 2]
+                              [--head-env NAME=VALUE ...] [--head-env-only]
 """
 
 from __future__ import annotations
@@ -125,16 +132,17 @@ class Cluster:
     nodes: dict[str, int]
 
 
-def ray_environment() -> dict[str, str]:
+def ray_environment(settings: dict[str, str]) -> dict[str, str]:
     binaries = Path(sys.executable).parent  # the cluster's python is this one, as on a real cluster's nodes
-    return os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return (os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
+            | settings)
 
 
-def start_node(command: list[str], temp: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def start_node(command: list[str], temp: Path, settings: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
     log = temp / "start.log"
     with log.open("wb") as output:
-        return subprocess.Popen(command, env=ray_environment(), start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=output), log
+        return subprocess.Popen(command, env=ray_environment(settings), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=output), log
 
 
 def node_ports() -> list[str]:
@@ -150,8 +158,9 @@ def cpus_in(address: str) -> float:
 
 
 @contextmanager
-def ray_cluster(topology: str, worker_cpus: int) -> Iterator[Cluster]:
-    """A head with its dashboard on 127.0.0.1 and, in two-node, a worker node joined to it."""
+def ray_cluster(topology: str, worker_cpus: int, head_settings: dict[str, str]) -> Iterator[Cluster]:
+    """A head with its dashboard on 127.0.0.1, started with ``head_settings`` (environment variables of
+    its ``ray start``: RAY_... settings) and, in two-node, a worker node joined to it with Ray's defaults."""
     head_cpus = 0 if topology == "two-node" else worker_cpus
     started: list[subprocess.Popen[bytes]] = []
     temps = [Path(tempfile.mkdtemp(prefix="rq", dir="/tmp")) for _ in range(2)]  # sockets: short paths
@@ -163,14 +172,14 @@ def ray_cluster(topology: str, worker_cpus: int) -> Iterator[Cluster]:
             str(binaries / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
             "--dashboard-host=127.0.0.1", "--include-dashboard=true", f"--num-cpus={head_cpus}", "--num-gpus=0",
             f"--temp-dir={temps[0]}", "--disable-usage-stats", f"--port={gcs}", f"--dashboard-port={dashboard}",
-            f"--ray-client-server-port={free_port()}", *node_ports()], temps[0])
+            f"--ray-client-server-port={free_port()}", *node_ports()], temps[0], head_settings)
         started.append(head)
         wait_until(lambda: httpx.get(f"{address}/api/jobs/", timeout=2).status_code == 200, head, log, "ray start")
         if topology == "two-node":
             worker, log = start_node([
                 sys.executable, "-c", JOIN, "start", "--block", f"--address=127.0.0.1:{gcs}",
                 "--node-ip-address=127.0.0.1", f"--num-cpus={worker_cpus}", "--num-gpus=0", f"--temp-dir={temps[1]}",
-                "--disable-usage-stats", *node_ports()], temps[1])
+                "--disable-usage-stats", *node_ports()], temps[1], {})
             started.append(worker)
             wait_until(lambda: cpus_in(address) >= worker_cpus, worker, log, "the worker node")
         nodes = {"head": head.pid} | ({"worker node": started[1].pid} if topology == "two-node" else {})
@@ -360,6 +369,7 @@ class QueueTrial:
     ray_jobs: int  # jobs Ray's head kept at the end
     progress: list[tuple[float, int]]  # (time.monotonic(), runs ended by then)
     warm: dict[str, Memory]  # each node's idle figure once one run had gone through
+    head_settings: dict[str, str]  # the environment the head was started with, beyond Ray's defaults
 
 
 def per_thousand_runs(sampler: Sampler, progress: list[tuple[float, int]], side: str,
@@ -393,8 +403,8 @@ def warm_up(url: str, address: str, folder: Path, cpus: float) -> str:
 
 
 def through_tidal(topology: str, worker_cpus: int, runs: int, window: float, cpus: float, folder: Path,
-                  threads: int) -> QueueTrial:
-    with ray_cluster(topology, worker_cpus) as cluster, \
+                  threads: int, head_settings: dict[str, str]) -> QueueTrial:
+    with ray_cluster(topology, worker_cpus, head_settings) as cluster, \
             tempfile.TemporaryDirectory(prefix="tidal-queue-bench-") as home:
         idle = idle_memory(cluster)
         with tidal_server(Path(home)) as (url, server):
@@ -413,7 +423,7 @@ def through_tidal(topology: str, worker_cpus: int, runs: int, window: float, cpu
                 seconds = time.monotonic() - started
             times = server.cpu_times()
             return QueueTrial(idle, sampler, statuses, seconds, submitting, server_idle, times.user + times.system,
-                              ray_jobs(cluster.address), progress, warm)
+                              ray_jobs(cluster.address), progress, warm, head_settings)
 
 
 # --- Ray Jobs alone -------------------------------------------------------------------------------
@@ -433,13 +443,14 @@ def quiet_job_client() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)  # lines per job otherwise
 
 
-def straight_to_ray(topology: str, worker_cpus: int, runs: int, sleep: float, folder: Path) -> DirectTrial:
+def straight_to_ray(topology: str, worker_cpus: int, runs: int, sleep: float, folder: Path,
+                    head_settings: dict[str, str]) -> DirectTrial:
     """``runs`` jobs given to Ray Jobs at once, as ``ray job submit`` does (no entrypoint resources)."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     quiet_job_client()
     ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
-    with ray_cluster(topology, worker_cpus) as cluster:
+    with ray_cluster(topology, worker_cpus, head_settings) as cluster:
         idle = idle_memory(cluster)
         client = JobSubmissionClient(cluster.address)
         with Sampler(cluster) as sampler:
@@ -454,7 +465,8 @@ def straight_to_ray(topology: str, worker_cpus: int, runs: int, sleep: float, fo
         return DirectTrial(idle, sampler, Counter({str(status.value): n for status, n in statuses.items()}), seconds)
 
 
-def bare_ray(topology: str, worker_cpus: int, runs: int, cpus: float, folder: Path) -> DirectTrial:
+def bare_ray(topology: str, worker_cpus: int, runs: int, cpus: float, folder: Path,
+             head_settings: dict[str, str]) -> DirectTrial:
     """``runs`` jobs straight to Ray Jobs as tidal hands them over (``cpus`` entrypoint CPUs, as many
     at once as the dispatcher would have: the worker's CPUs' worth running, QUEUE_MAX_PENDING more),
     without tidal: what the head does per job on its own, to tell it from what tidal adds."""
@@ -463,7 +475,7 @@ def bare_ray(topology: str, worker_cpus: int, runs: int, cpus: float, folder: Pa
     quiet_job_client()
     ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     at_once = int(worker_cpus / cpus) + settings.QUEUE_MAX_PENDING
-    with ray_cluster(topology, worker_cpus) as cluster:
+    with ray_cluster(topology, worker_cpus, head_settings) as cluster:
         idle = idle_memory(cluster)
         client = JobSubmissionClient(cluster.address)
 
@@ -527,25 +539,72 @@ def growth(idle: Memory, warm: Memory, sampler: Sampler, progress: list[tuple[fl
     return lines
 
 
-def report(args: argparse.Namespace, queue: QueueTrial, direct: DirectTrial, bare: DirectTrial | None) -> bool:
+def setting(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` from the command line."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. RAY_task_events_max_num_task_in_gcs=1000),"
+                                         f" got {text!r}")
+    return name, value
+
+
+def direct_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The settings ``--head-env`` gives the head (Ray Jobs alone is measured with them)."""
+    return dict(args.head_env)
+
+
+def described(settings: dict[str, str]) -> str:
+    """How a head was started: Ray's defaults, or the settings given on top of them."""
+    return ", ".join(f"{name}={value}" for name, value in settings.items()) or "Ray's defaults"
+
+
+def queue_figures(args: argparse.Namespace, queue: QueueTrial) -> None:
     ran = sum(queue.statuses[status] for status in ENDED)
+    name = f"tidal queue, {args.runs} runs"
+    for side in queue.idle:
+        print(figures(f"{side}, {name} (cold)", queue.idle[side], queue.sampler, side))
+        print(figures(f"{side}, {name} (warm)", queue.warm[side], queue.sampler, side))
+    print(figures("tidal server (not a Ray node)", queue.server_idle, queue.sampler, "tidal server"))
+    print(f"tidal queue: {ran} of {args.runs} runs ended in {queue.seconds:.0f} s ({dict(queue.statuses)});"
+          f" submitting took {queue.submitting:.0f} s; the server used {queue.server_cpu:.0f} CPU s; Ray's head kept"
+          f" {queue.ray_jobs} jobs at the end")
+    if ran < args.runs:
+        print(f"the queue had not drained after {queue.seconds:.0f} s: {ran} of {args.runs} runs ended; the peak is"
+              " over that window")
+
+
+def goal(queue: QueueTrial) -> bool:
+    """Whether the head's peak stayed within ``GOAL`` times its idle figure, cold and warm (printed)."""
+    met = True
+    for label, idle in (("cold", queue.idle["head"]), ("warm", queue.warm["head"])):
+        ratios = {kind: queue.sampler.peak("head", kind) / idle.ray(kind) for kind in ("pss", "rss")}
+        met = met and all(ratio <= GOAL for ratio in ratios.values())
+        verdicts = [f"{kind.upper()} {ratio:.3f}x {'met' if ratio <= GOAL else 'NOT met'}"
+                    for kind, ratio in ratios.items()]
+        print(f"goal ({described(queue.head_settings)}): the head's peak with tidal's queue <= its {label} idle"
+              f" figure x {GOAL:.2f}: " + ", ".join(verdicts))
+    return met
+
+
+def report(args: argparse.Namespace, queues: list[QueueTrial], direct: DirectTrial, bare: DirectTrial | None) -> bool:
+    """Every figure, each queue trial under the head settings it was measured with; whether the goal was met
+    by the last queue trial (the head as started with ``--head-env``, when given)."""
     head = "a head with --num-cpus=0" if args.topology == "two-node" else f"the head alone ({args.worker_cpus} CPUs)"
     print(f"topology: {args.topology}: {head}" + (f" + a worker node ({args.worker_cpus} CPUs)"
                                                   if args.topology == "two-node" else "")
           + "; the goal is judged on the two-node head")
     print(f"MB, summed over each side's processes; Ray's own (job scripts apart); cold: before any job; warm:"
           f" after one run; QUEUE_MAX_PENDING={settings.QUEUE_MAX_PENDING}; load {os.getloadavg()[0]:.1f}")
-    print(f"{'':44s} {'PSS idle':>7s} {'peak':>7s} {'ratio':>6s}   {'RSS idle':>7s} {'peak':>7s} {'ratio':>6s}"
-          f"  {'superv.':>6s} {'scripts':>8s}")
-    for side in queue.idle:
-        print(figures(f"{side}, tidal queue, {args.runs} runs (cold)", queue.idle[side], queue.sampler, side))
-        print(figures(f"{side}, tidal queue, {args.runs} runs (warm)", queue.warm[side], queue.sampler, side))
-    print(figures("tidal server (not a Ray node)", queue.server_idle, queue.sampler, "tidal server"))
+    header = (f"{'':44s} {'PSS idle':>7s} {'peak':>7s} {'ratio':>6s}   {'RSS idle':>7s} {'peak':>7s} {'ratio':>6s}"
+              f"  {'superv.':>6s} {'scripts':>8s}")
+    for queue in queues:
+        print(f"the head started with {described(queue.head_settings)}:")
+        print(header)
+        queue_figures(args, queue)
+    print(f"Ray Jobs alone, the head started with {described(direct_settings(args))}:")
+    print(header)
     for side in direct.idle:
         print(figures(f"{side}, Ray Jobs alone, {args.direct} at once", direct.idle[side], direct.sampler, side))
-    print(f"tidal queue: {ran} of {args.runs} runs ended in {queue.seconds:.0f} s ({dict(queue.statuses)});"
-          f" submitting took {queue.submitting:.0f} s; the server used {queue.server_cpu:.0f} CPU s; Ray's head kept"
-          f" {queue.ray_jobs} jobs at the end")
     print(f"Ray Jobs alone: {dict(direct.statuses)} in {direct.seconds:.0f} s (no entrypoint resources, as"
           " `ray job submit`: Ray pins each supervisor to the head)")
     head_idle = direct.idle["head"]
@@ -553,25 +612,16 @@ def report(args: argparse.Namespace, queue: QueueTrial, direct: DirectTrial, bar
     print(f"Ray Jobs alone, {args.runs} at once: EXTRAPOLATED from {args.direct}: the head at "
           + ", ".join(f"{kind.upper()} {mb(head_idle.ray(kind) + args.runs * per_job[kind])} MB"
                       f" ({mb(per_job[kind])} MB per job)" for kind in ("pss", "rss")))
-    trials = [("tidal queue", queue.idle, queue.warm, queue.sampler, queue.progress)]
+    trials = [(f"tidal queue, {described(queue.head_settings)}", queue.idle, queue.warm, queue.sampler,
+               queue.progress) for queue in queues]
     if bare is not None:
-        trials.append((f"Ray Jobs alone fed like the queue ({bare.statuses['ended']} jobs in {bare.seconds:.0f} s)",
-                       bare.idle, bare.warm, bare.sampler, bare.progress))
+        trials.append((f"Ray Jobs alone fed like the queue ({bare.statuses['ended']} jobs in {bare.seconds:.0f} s),"
+                       f" {described(direct_settings(args))}", bare.idle, bare.warm, bare.sampler, bare.progress))
     for name, idle, warm, sampler, progress in trials:
         for side in idle:
             print(f"{side}, {name}: PSS by process, MB: cold, warm, peak, end, per 1,000 runs once warm")
             print("\n".join(growth(idle[side], warm[side], sampler, progress, side)))
-    if ran < args.runs:
-        print(f"the queue had not drained after {queue.seconds:.0f} s: {ran} of {args.runs} runs ended; the peak is"
-              " over that window")
-    met = True
-    for label, idle in (("cold", queue.idle["head"]), ("warm", queue.warm["head"])):
-        ratios = {kind: queue.sampler.peak("head", kind) / idle.ray(kind) for kind in ("pss", "rss")}
-        met = met and all(ratio <= GOAL for ratio in ratios.values())
-        print(f"goal: the head's peak with tidal's queue <= its {label} idle figure x {GOAL:.2f}: "
-              + ", ".join(f"{kind.upper()} {ratio:.3f}x {'met' if ratio <= GOAL else 'NOT met'}"
-                          for kind, ratio in ratios.items()))
-    return met
+    return [goal(queue) for queue in queues][-1]
 
 
 def project(folder: Path) -> Path:
@@ -595,15 +645,25 @@ def main() -> int:
                              " without tidal")
     parser.add_argument("--cpus", type=float, default=0.5, help="CPUs each queued run asks for")
     parser.add_argument("--threads", type=int, default=4, help="threads submitting to the tidal server")
+    parser.add_argument("--head-env", type=setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the head's `ray start` (a RAY_... setting; repeatable):"
+                             " the queue is then measured on a head with Ray's defaults and on one with these"
+                             " settings, side by side; Ray Jobs alone (--direct, --bare) with these settings")
+    parser.add_argument("--head-env-only", action="store_true",
+                        help="with --head-env: measure the queue on the head with the settings only")
     args = parser.parse_args()
     os.environ.update(RAY_ENVIRONMENT)
+    head_settings = direct_settings(args)
+    trials = [{}, head_settings] if head_settings and not args.head_env_only else [head_settings]
     with tempfile.TemporaryDirectory(prefix="tidal-queue-project-") as scratch:
         folder = project(Path(scratch))
-        queue = through_tidal(args.topology, args.worker_cpus, args.runs, args.window, args.cpus, folder,
-                              args.threads)
-        direct = straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder)
-        bare = bare_ray(args.topology, args.worker_cpus, args.bare, args.cpus, folder) if args.bare else None
-    return 0 if report(args, queue, direct, bare) else 1
+        queues = [through_tidal(args.topology, args.worker_cpus, args.runs, args.window, args.cpus, folder,
+                                args.threads, settings) for settings in trials]
+        direct = straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder,
+                                 head_settings)
+        bare = (bare_ray(args.topology, args.worker_cpus, args.bare, args.cpus, folder, head_settings) if args.bare
+                else None)
+    return 0 if report(args, queues, direct, bare) else 1
 
 
 if __name__ == "__main__":
