@@ -39,7 +39,7 @@ def test_a_step_runs_in_its_environment_and_a_second_pipeline_reuses_it(project:
     [step] = [s for s in load_pipeline(project / "other.hjson").steps.values() if s.env is not None]
     assert step.env is not None
     Environment.ensure(step.env)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # found, not built again (building one takes 20 s or more)
 
 
 @pytest.mark.slow

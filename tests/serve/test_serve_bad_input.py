@@ -143,7 +143,7 @@ def test_symlinks_and_special_files_cannot_escape_the_folder(service: Setup) -> 
     os.mkfifo(folder / "pipe.mp4")  # opening it for reading would wait for a writer forever
     started = time.monotonic()
     refused(service.front.predict({"url": (folder / "pipe.mp4").as_uri()}), 422, "not a regular file")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # opened, it would have waited for a writer forever
     still_serving(service)
 
 
@@ -151,7 +151,7 @@ def test_an_origin_that_never_answers_costs_one_request_its_deadline(service: Se
     started = time.monotonic()
     stalled = service.front.predict({"url": f"{service.origin.url}/stall"})
     assert stalled.status_code == 504, stalled.text
-    assert FETCH_TIMEOUT - 0.1 < time.monotonic() - started < FETCH_TIMEOUT + 2.0
+    assert FETCH_TIMEOUT - 0.1 < time.monotonic() - started < FETCH_TIMEOUT + 5.0
     assert "took longer than 2 s" in stalled.json()["error"]
     assert service.front.client.get(f"{service.front.url}/readyz").status_code == 200
     still_serving(service)

@@ -27,21 +27,21 @@ def test_without_max_wait_a_batch_leaves_at_once() -> None:
     batcher.add("a", [1])
     started = time.monotonic()
     batch = batcher.next_batch()
-    assert batch is not None and len(batch) == 1 and time.monotonic() - started < 0.05
+    assert batch is not None and len(batch) == 1 and time.monotonic() - started < 0.15
 
 
 def test_max_wait_holds_the_batch_until_full_or_due() -> None:
-    batcher = Batcher(max_items=3, max_wait=0.2)
+    batcher = Batcher(max_items=3, max_wait=1.0)  # long enough that a loaded machine runs the timer within it
     batcher.add("a", [1])
     threading.Timer(0.05, batcher.add, ("b", [2, 3])).start()
     started = time.monotonic()
     batch = batcher.next_batch()
     assert batch is not None and [p.item for p in batch] == [1, 2, 3]  # full before the deadline
-    assert time.monotonic() - started < 0.18
+    assert time.monotonic() - started < 0.9
     batcher.add("c", [4])
     started = time.monotonic()
     alone = batcher.next_batch()
-    assert alone is not None and [p.item for p in alone] == [4] and time.monotonic() - started >= 0.19
+    assert alone is not None and [p.item for p in alone] == [4] and time.monotonic() - started >= 0.99
 
 
 def test_cancel_and_fail_drop_a_requests_items() -> None:

@@ -125,7 +125,7 @@ def test_a_replica_stuck_in_process_is_replaced_and_the_next_request_answered(ra
             pid = results(await predict(backend, "warm"))[0]["pid"]
             began = time.monotonic()
             stuck = await predict(backend, "hang")  # sleeps an hour in process()
-            assert stuck.status == 504 and time.monotonic() - began < request_timeout + 2
+            assert stuck.status == 504 and time.monotonic() - began < request_timeout + 5
             await eventually(lambda: not pid_alive(pid), 60, f"the stuck replica's process {pid} was not stopped")
             after = await predict(backend, "after")
             assert results(after)[0]["pid"] != pid
@@ -169,7 +169,7 @@ def test_after_setup_failed_requests_fail_fast_then_a_later_one_tries_setup_agai
             assert failed.status == 500 and "not ready" in json.loads(failed.body)["error"]
             began = time.monotonic()
             fast = await predict(backend, 2)
-            assert fast.status == 500 and time.monotonic() - began < 1.0
+            assert fast.status == 500 and time.monotonic() - began < 3.0  # a new attempt would take far longer
             assert "next attempt is in at most" in json.loads(fast.body)["error"]
             assert 1 <= int(fast.headers["Retry-After"]) <= SETUP_RETRY_SECONDS
             flag.unlink()

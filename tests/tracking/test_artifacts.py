@@ -331,4 +331,4 @@ def test_s3_unreachable_endpoint(aws_environment: None) -> None:
         store.open(RUN, "a.txt")
     with pytest.raises(ArtifactStoreError, match="credentials"):
         store.check()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # refused at once, not after botocore's retries and timeouts
