@@ -78,6 +78,8 @@ class Dispatcher:
                 self.tick()
             except TidalError as error:  # the store is down: try again next round
                 log.warning("tidal dispatcher: %s", error)
+            except Exception:  # a defect must not stop the queue for good: said, and tried again next round
+                log.exception("tidal dispatcher: a round failed")
             self._stopping.wait(self.poll_seconds)
 
     def tick(self) -> None:
@@ -98,6 +100,10 @@ class Dispatcher:
         except ConfigError as error:  # Ray unreachable: the entry stays as it is until it answers
             self.clusters.pop(entry["address"], None)
             log.warning("tidal dispatcher: run %s: %s", entry["run_id"], error)
+        except TidalError:
+            raise  # the store: the whole round waits for it
+        except Exception:  # one entry's defect holds up neither the others nor the waiting runs
+            log.exception("tidal dispatcher: run %s could not be reconciled", entry["run_id"])
 
     def _dispatch(self, address: str, waiting: list[dict[str, Any]], pending: list[dict[str, Any]]) -> None:
         try:

@@ -14,11 +14,13 @@ through these two functions, so a run ends the same way whichever path it took:
 | unknown to Ray | lost | lost |
 
 A run that logged no console of its own (a script that never calls ``tidal.init``) gets Ray's
-log of the job as its console when it ends.
+log of the job as its console when it ends. A log Ray cannot give (the node the job ran on died
+with it) is said in the run's error; it never keeps the run from ending.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -33,6 +35,7 @@ from tidal.status import QueueStatus, RunStatus
 from tidal.tracking import records
 from tidal.tracking.store import Batch, Store
 
+log = logging.getLogger("tidal.remote")
 CODE_ARTIFACT = "code.zip"
 RUN_OPEN = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.LOST.value)
 _ENDINGS = {"SUCCEEDED": (QueueStatus.DONE, RunStatus.COMPLETED), "FAILED": (QueueStatus.FAILED, RunStatus.FAILED),
@@ -119,7 +122,11 @@ def _finish(store: Store, entry: dict[str, Any], cluster: RayCluster, state: Ray
     queue_status, run_status = _ENDINGS[state.status]
     error = None if state.status == "SUCCEEDED" else _ray_error(cluster, entry, state)
     if state.status != MISSING:
-        _keep_ray_log(store, entry["run_id"], entry["ray_job_id"], cluster)
+        try:
+            _keep_ray_log(store, entry["run_id"], entry["ray_job_id"], cluster)
+        except ConfigError as unread:
+            log.warning("run %s ended; Ray's log of it could not be read: %s", entry["run_id"], unread)
+            error = f"{error or 'the run ended'} (Ray's log of it could not be read: {unread})"
     _end(store, entry["run_id"], queue_status, run_status, error, exit_code=state.exit_code)
     return queue_status.value
 
