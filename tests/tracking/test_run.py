@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from liveserver import wait_for
 from tidal.errors import RunNotFound, UsageError
 from tidal.tracking.run import start_run
 from tidal.tracking.store import Store
@@ -87,17 +88,22 @@ def test_an_uncaught_exception_fails_the_run_with_its_traceback(tmp_path: Path) 
 def test_kill_9_loses_at_most_about_a_second_and_the_run_is_lost(tmp_path: Path) -> None:
     script = tmp_path / "loop.py"
     script.write_text(textwrap.dedent("""
-        import time, tidal.tracking.run as tracking
+        import pathlib, sys, time, tidal.tracking.run as tracking
         run = tracking.init(project="p", capture_output=False)
         step = 0
         while True:
             run.log_metric("step_time", time.time(), step=step)
             step += 1
+            if step == 100:
+                pathlib.Path(sys.argv[1]).touch()  # a second of logging behind it
             time.sleep(0.01)
     """))
     env = os.environ | {"TIDAL_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen([sys.executable, str(script)], env=env)
-    time.sleep(3.0)
+    logging = tmp_path / "logging"
+    process = subprocess.Popen([sys.executable, str(script), str(logging)], env=env)
+    wait_for(lambda: logging.exists() or process.poll() is not None, 120, "the script never started logging")
+    assert process.poll() is None, "the script died before it was killed"
+    time.sleep(2.0)
     killed_at = time.time()
     process.send_signal(signal.SIGKILL)
     process.wait()
