@@ -586,7 +586,8 @@ def goal(queue: QueueTrial) -> bool:
     return met
 
 
-def report(args: argparse.Namespace, queues: list[QueueTrial], direct: DirectTrial, bare: DirectTrial | None) -> bool:
+def report(args: argparse.Namespace, queues: list[QueueTrial], direct: DirectTrial | None,
+           bare: DirectTrial | None) -> bool:
     """Every figure, each queue trial under the head settings it was measured with; whether the goal was met
     by the last queue trial (the head as started with ``--head-env``, when given)."""
     head = "a head with --num-cpus=0" if args.topology == "two-node" else f"the head alone ({args.worker_cpus} CPUs)"
@@ -601,17 +602,19 @@ def report(args: argparse.Namespace, queues: list[QueueTrial], direct: DirectTri
         print(f"the head started with {described(queue.head_settings)}:")
         print(header)
         queue_figures(args, queue)
-    print(f"Ray Jobs alone, the head started with {described(direct_settings(args))}:")
-    print(header)
-    for side in direct.idle:
-        print(figures(f"{side}, Ray Jobs alone, {args.direct} at once", direct.idle[side], direct.sampler, side))
-    print(f"Ray Jobs alone: {dict(direct.statuses)} in {direct.seconds:.0f} s (no entrypoint resources, as"
-          " `ray job submit`: Ray pins each supervisor to the head)")
-    head_idle = direct.idle["head"]
-    per_job = {kind: (direct.sampler.peak("head", kind) - head_idle.ray(kind)) / args.direct for kind in ("pss", "rss")}
-    print(f"Ray Jobs alone, {args.runs} at once: EXTRAPOLATED from {args.direct}: the head at "
-          + ", ".join(f"{kind.upper()} {mb(head_idle.ray(kind) + args.runs * per_job[kind])} MB"
-                      f" ({mb(per_job[kind])} MB per job)" for kind in ("pss", "rss")))
+    if direct is not None:
+        print(f"Ray Jobs alone, the head started with {described(direct_settings(args))}:")
+        print(header)
+        for side in direct.idle:
+            print(figures(f"{side}, Ray Jobs alone, {args.direct} at once", direct.idle[side], direct.sampler, side))
+        print(f"Ray Jobs alone: {dict(direct.statuses)} in {direct.seconds:.0f} s (no entrypoint resources, as"
+              " `ray job submit`: Ray pins each supervisor to the head)")
+        head_idle = direct.idle["head"]
+        per_job = {kind: (direct.sampler.peak("head", kind) - head_idle.ray(kind)) / args.direct
+                   for kind in ("pss", "rss")}
+        print(f"Ray Jobs alone, {args.runs} at once: EXTRAPOLATED from {args.direct}: the head at "
+              + ", ".join(f"{kind.upper()} {mb(head_idle.ray(kind) + args.runs * per_job[kind])} MB"
+                          f" ({mb(per_job[kind])} MB per job)" for kind in ("pss", "rss")))
     trials = [(f"tidal queue, {described(queue.head_settings)}", queue.idle, queue.warm, queue.sampler,
                queue.progress) for queue in queues]
     if bare is not None:
@@ -637,7 +640,7 @@ def main() -> int:
     parser.add_argument("--worker-cpus", type=int, default=2, help="CPUs of the node the runs run on")
     parser.add_argument("--runs", type=int, default=1000, help="runs submitted at once through tidal's queue")
     parser.add_argument("--window", type=float, default=180.0, help="seconds to watch the queue drain, at most")
-    parser.add_argument("--direct", type=int, default=20, help="jobs submitted straight to Ray Jobs")
+    parser.add_argument("--direct", type=int, default=20, help="jobs submitted straight to Ray Jobs (0: none)")
     parser.add_argument("--direct-sleep", type=float, default=30.0,
                         help="seconds each direct job sleeps, so that all of them are alive together")
     parser.add_argument("--bare", type=int, default=0,
@@ -659,8 +662,8 @@ def main() -> int:
         folder = project(Path(scratch))
         queues = [through_tidal(args.topology, args.worker_cpus, args.runs, args.window, args.cpus, folder,
                                 args.threads, settings) for settings in trials]
-        direct = straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder,
-                                 head_settings)
+        direct = (straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder,
+                                  head_settings) if args.direct else None)  # --direct 0: not measured
         bare = (bare_ray(args.topology, args.worker_cpus, args.bare, args.cpus, folder, head_settings) if args.bare
                 else None)
     return 0 if report(args, queues, direct, bare) else 1
