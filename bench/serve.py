@@ -41,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tidal.children import alive
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RAY_PYTHON = Path("/tmp/ray-venv/bin/python")
 RAY_REFERENCE = {"cold_seconds": "4.9-9.5 s", "warm_p50_ms": "7-8.5 ms", "idle_mb": "~1300 MB"}
@@ -88,12 +90,8 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def gone(pid: int) -> bool:
+    return not alive(pid)
 
 
 def answers(url: str) -> bool:
@@ -168,7 +166,7 @@ def measure_tidal(args: argparse.Namespace, *backend: str) -> dict[str, Any]:
                     [worker] = client.get(f"{base}/readyz").json()["workers"]
                     client.post(f"{base}/v1/predict", json="last").raise_for_status()
                     last = time.perf_counter()
-                    wait_until(functools.partial(pid_gone, worker["pid"]), args.idle_timeout + 30, 0.01)
+                    wait_until(functools.partial(gone, worker["pid"]), args.idle_timeout + 30, 0.01)
                     released.append(time.perf_counter() - last - args.idle_timeout)
                 metrics = client.get(f"{base}/metrics").text
             idle_after = psutil.Process(front.pid).memory_info().rss / 2**20
@@ -299,7 +297,7 @@ def ray_only(args: argparse.Namespace) -> None:
                 warm = warm_latencies(client, url, args.requests)
             _, body = timed_post(client, url, "last")
             last = time.perf_counter()
-            wait_until(functools.partial(pid_gone, body["pid"]), delay + 120, 0.05)
+            wait_until(functools.partial(gone, body["pid"]), delay + 120, 0.05)
             released.append(time.perf_counter() - last - delay)
     print("RESULT " + json.dumps({"version": ray.__version__, "cold": cold, "warm": warm, "released": released,
                       "idle": {"tree_mb": idle_mb}}), flush=True)
