@@ -132,16 +132,16 @@ class Cluster:
     nodes: dict[str, int]
 
 
-def ray_environment(settings: dict[str, str]) -> dict[str, str]:
+def ray_environment(extra: dict[str, str]) -> dict[str, str]:
     binaries = Path(sys.executable).parent  # the cluster's python is this one, as on a real cluster's nodes
     return (os.environ | RAY_ENVIRONMENT | {"PATH": f"{binaries}{os.pathsep}{os.environ.get('PATH', '')}"}
-            | settings)
+            | extra)
 
 
-def start_node(command: list[str], temp: Path, settings: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+def start_node(command: list[str], temp: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
     log = temp / "start.log"
     with log.open("wb") as output:
-        return subprocess.Popen(command, env=ray_environment(settings), start_new_session=True,
+        return subprocess.Popen(command, env=ray_environment(extra), start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=output), log
 
 
@@ -661,7 +661,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidal-queue-project-") as scratch:
         folder = project(Path(scratch))
         queues = [through_tidal(args.topology, args.worker_cpus, args.runs, args.window, args.cpus, folder,
-                                args.threads, settings) for settings in trials]
+                                args.threads, trial) for trial in trials]
         direct = (straight_to_ray(args.topology, args.worker_cpus, args.direct, args.direct_sleep, folder,
                                   head_settings) if args.direct else None)  # --direct 0: not measured
         bare = (bare_ray(args.topology, args.worker_cpus, args.bare, args.cpus, folder, head_settings) if args.bare
